@@ -1,0 +1,165 @@
+"""A session over a stream socket, carrying messages with the 2-byte framing of wire.md §1.1.
+
+Writes take a fast path: when nothing is queued the calling thread hands the frame to the
+kernel at once with a non-blocking ``send`` (no thread hop, which is most of a ping's round
+trip). Whatever the kernel does not take goes to a bounded queue that the session's writer
+thread drains, coalescing queued frames into one ``sendall``; a full queue makes senders
+wait (back-pressure) rather than grow memory without bound.
+
+Reads happen only on the session's reader thread (the one running the mesh protocol), with
+``poll`` for the timeout so that the socket itself stays blocking for the writer.
+"""
+
+import collections
+import select
+import socket
+import threading
+import time
+
+from receptor._core import codec
+from receptor._errors import ProtocolError
+from receptor.netceptor import SessionClosed
+
+#: Queued bytes beyond which senders wait for the writer.
+MAX_PENDING_BYTES = 4 * 1024 * 1024
+#: How long a sender waits on a full queue before the session is declared stuck.
+SEND_TIMEOUT = 30.0
+#: How long ``close`` lets the writer flush what is queued (e.g. a reject message).
+CLOSE_FLUSH_TIMEOUT = 1.0
+READ_SIZE = 65536
+
+
+class StreamSession:
+    """One framed stream connection; see the module docstring for the threading rules."""
+
+    def __init__(self, sock: socket.socket, description: str) -> None:
+        self.description = description
+        self._sock = sock
+        sock.setblocking(True)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._poller = select.poll()
+        self._poller.register(sock.fileno(), select.POLLIN)
+        self._framer = codec.Framer()
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._cond = threading.Condition()
+        self._pending: collections.deque[bytes] = collections.deque()
+        self._pending_bytes = 0
+        self._writing = False
+        self._closing = False
+        self._fd_closed = False
+        self._write_error: OSError | None = None
+        self._writer = threading.Thread(
+            target=self._write_loop, name=f"writer {description}", daemon=True
+        )
+        self._writer.start()
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, message: bytes) -> None:
+        data = codec.frame(message)
+        with self._cond:
+            if self._closing:
+                raise ConnectionError("session is closed")
+            if self._write_error is not None:
+                raise self._write_error
+            if not self._pending and not self._writing:
+                try:
+                    sent = self._sock.send(data, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = data[sent:]
+            deadline = time.monotonic() + SEND_TIMEOUT
+            while self._pending_bytes >= MAX_PENDING_BYTES:
+                remaining = deadline - time.monotonic()
+                if self._closing or remaining <= 0:
+                    raise ConnectionError("session send queue is stuck")
+                self._cond.wait(remaining)
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            self._cond.notify_all()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                batch = b"".join(self._pending)
+                self._pending.clear()
+                self._pending_bytes = 0
+                self._writing = True
+                self._cond.notify_all()
+            try:
+                self._sock.sendall(batch)
+            except OSError as err:
+                with self._cond:
+                    self._write_error = err
+                    self._writing = False
+                    self._pending.clear()
+                    self._cond.notify_all()
+                self._shutdown()
+                return
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ receiving
+
+    def recv(self, timeout: float) -> bytes | None:
+        if self._frames:
+            return self._frames.popleft()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._closing:
+                raise SessionClosed("session closed")
+            remaining = max(0.0, deadline - time.monotonic())
+            if not self._poller.poll(remaining * 1000):
+                return None
+            data = self._sock.recv(READ_SIZE)
+            if not data:
+                if self._framer.buffered:
+                    raise ProtocolError(
+                        f"connection closed in the middle of a frame "
+                        f"({self._framer.buffered} bytes of it received)"
+                    )
+                raise SessionClosed("end of stream")
+            frames = self._framer.feed(data)
+            if frames:
+                self._frames.extend(frames)
+                return self._frames.popleft()
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Flush what is queued (briefly), then shut the connection down.
+
+        Any thread may call this; it wakes the reader. The descriptor itself is closed
+        once the writer has finished, so a reader polling it never sees a reused number.
+        """
+        with self._cond:
+            first = not self._closing
+            self._closing = True
+            self._cond.notify_all()
+        if first and threading.current_thread() is not self._writer:
+            self._writer.join(CLOSE_FLUSH_TIMEOUT)
+        self._shutdown()
+
+    def release(self) -> None:
+        """Close the descriptor; only the session's reader thread calls this, at the end."""
+        self.close()
+        self._writer.join(CLOSE_FLUSH_TIMEOUT)
+        with self._cond:
+            if self._fd_closed:
+                return
+            self._fd_closed = True
+        self._sock.close()
+
+    def _shutdown(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
