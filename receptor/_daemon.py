@@ -1,0 +1,381 @@
+"""The daemon: runs the configured entities through upstream's phases (config.md §1.3–§1.4, §5).
+
+After parsing, every entity goes through ``init``, then every entity through ``prepare``,
+then every entity through ``run`` (so TLS configs exist before the backends that name them,
+whatever the order in the file). ``reload`` re-parses the original arguments, refuses
+changes to non-reloadable entities, and restarts the backends.
+
+Entities of the spec that this version does not implement yet are refused up front with a
+message that names them, before anything starts; nothing is ever silently ignored.
+"""
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from receptor import _log
+from receptor._errors import ConfigError, MeshError, ReceptorError
+from receptor._goduration import parse_duration
+from receptor._log import logger
+from receptor._version import __version__
+from receptor.backends import NullBackend, TCPDialer, TCPListener, split_host_port
+from receptor.config import (
+    CommandLine,
+    ConfigItem,
+    parse_command_line,
+    reload_changes,
+    reload_snapshot,
+)
+from receptor.controlsvc import ControlServer, ControlServiceError
+from receptor.netceptor import Backend, BackendInfo, Netceptor, parse_rules
+from receptor.netceptor._node import DEFAULT_IDLE_TIMEOUT
+
+#: Entities whose ``run`` starts a backend; only these are re-run by ``reload``.
+RELOADABLE = frozenset(
+    {"tcp-peer", "tcp-listener", "ws-peer", "ws-listener", "udp-peer", "udp-listener", "local-only"}
+)
+
+#: Entities with no behaviour in the daemon's phases.
+_NO_OP = frozenset({"trace"})
+
+
+class ExitRequest(Exception):
+    """An exclusive entity (``version``) ran: exit with this status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass
+class NodeSettings:
+    node_id: str = ""
+    datadir: str = "/tmp/receptor"
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    firewall_rules: list[Any] = field(default_factory=list)
+
+
+def _resolve_node_id(configured: str | None) -> str:
+    node_id = configured or ""
+    if node_id:
+        if node_id.lower() == "localhost":
+            raise ConfigError('node ID "localhost" is reserved')
+        return node_id
+    host = socket.gethostname()
+    if host.lower() == "localhost" or host.lower().startswith("localhost."):
+        raise ConfigError("no node ID specified and local host name is localhost")
+    return host
+
+
+def _check_costs(item: ConfigItem) -> None:
+    cost = item.values.get("cost")
+    if cost is not None and not cost > 0:
+        raise ConfigError("connection cost must be positive")
+    for node, node_cost in (item.values.get("nodecost") or {}).items():
+        if not node_cost > 0:
+            raise ConfigError(f"connection cost must be positive for {node}")
+
+
+def _tls_name(item: ConfigItem, key: str = "tls") -> None:
+    """TLS configs arrive with the TLS issue; until then every name is unknown."""
+    name = item.values.get(key)
+    if name:
+        raise ConfigError(f"unknown TLS config {name}")
+
+
+class Daemon:
+    """One run of ``receptor`` with a parsed command line."""
+
+    def __init__(self, command_line: CommandLine, argv: list[str], program: str) -> None:
+        self.command_line = command_line
+        self.argv = argv
+        self.program = program
+        self.settings = NodeSettings()
+        self.netceptor: Netceptor | None = None
+        self.control: ControlServer | None = None
+        self._reload_lock = threading.Lock()
+        self._snapshot: list[tuple[str, str]] | None = None
+        self._signal: int | None = None
+        self._wake = threading.Event()
+
+    # ------------------------------------------------------------------ phases
+
+    def _handlers(self, phase: str) -> dict[str, Callable[[ConfigItem], None]]:
+        handlers: dict[str, dict[str, Callable[[ConfigItem], None]]] = {
+            "init": {
+                "node": self._init_node,
+                "log-level": self._init_log_level,
+            },
+            "prepare": {
+                "tcp-listener": self._prepare_backend,
+                "tcp-peer": self._prepare_backend,
+            },
+            "run": {
+                "tcp-listener": self._run_tcp_listener,
+                "tcp-peer": self._run_tcp_peer,
+                "local-only": self._run_local_only,
+                "control-service": self._run_control,
+                "version": self._run_version,
+            },
+        }
+        return handlers[phase]
+
+    def implemented(self) -> frozenset[str]:
+        names = set(_NO_OP)
+        for phase in ("init", "prepare", "run"):
+            names.update(self._handlers(phase))
+        return frozenset(names)
+
+    def _check_implemented(self, items: list[ConfigItem]) -> None:
+        known = self.implemented()
+        for item in items:
+            if item.entity.name not in known:
+                raise ConfigError(
+                    f"{item.entity.name} is not implemented yet in this version of receptor "
+                    f"({__version__}); remove it from the configuration or use upstream receptor"
+                )
+
+    def _run_phases(self, items: list[ConfigItem]) -> None:
+        for phase in ("init", "prepare", "run"):
+            handlers = self._handlers(phase)
+            for item in items:
+                handler = handlers.get(item.entity.name)
+                if handler is not None:
+                    handler(item)
+            if phase == "init" and self.netceptor is None:
+                self._create_netceptor()
+
+    # ------------------------------------------------------------------ node and logging
+
+    def _init_node(self, item: ConfigItem) -> None:
+        values = item.values
+        settings = NodeSettings(node_id=_resolve_node_id(values.get("id")))
+        settings.datadir = values.get("datadir") or "/tmp/receptor"
+        settings.firewall_rules = parse_rules(values.get("firewallrules"))
+        timeout = values.get("maxidleconnectiontimeout")
+        if timeout:
+            try:
+                nanoseconds = parse_duration(timeout)
+            except ValueError:
+                raise ConfigError(
+                    "failed to parse MaxIdleConnectionTimeout from configuration file -- "
+                    "valid examples include '1.5h', '30m', '30m10s'"
+                ) from None
+            default_ns = int(DEFAULT_IDLE_TIMEOUT * 1e9)
+            if nanoseconds < default_ns:
+                raise ConfigError(
+                    f"user defined maxIdleConnectionTimeout [{nanoseconds}] is less than the "
+                    f"default default timeout [{default_ns}]"
+                )
+            settings.idle_timeout = nanoseconds / 1e9
+        self.settings = settings
+
+    def _create_netceptor(self) -> None:
+        if not self.settings.node_id:
+            self.settings.node_id = _resolve_node_id(None)
+        self.netceptor = Netceptor(
+            self.settings.node_id,
+            idle_timeout=self.settings.idle_timeout,
+            firewall_rules=self.settings.firewall_rules,
+        )
+
+    def _init_log_level(self, item: ConfigItem) -> None:
+        try:
+            _log.set_level(item.values.get("level") or "error")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+    # ------------------------------------------------------------------ backends
+
+    def _prepare_backend(self, item: ConfigItem) -> None:
+        _check_costs(item)
+
+    def _info(self, item: ConfigItem) -> BackendInfo:
+        peers = item.values.get("allowedpeers")
+        return BackendInfo(
+            cost=item.values.get("cost") or 1.0,
+            node_cost=dict(item.values.get("nodecost") or {}),
+            allowed_peers=None if peers is None else tuple(peers),
+        )
+
+    def _add_backend(self, backend: Backend, item: ConfigItem) -> None:
+        assert self.netceptor is not None
+        self.netceptor.add_backend(backend, self._info(item))
+
+    def _run_tcp_listener(self, item: ConfigItem) -> None:
+        _tls_name(item)
+        listener = TCPListener(item.values.get("bindaddr") or "0.0.0.0", item.values["port"])
+        self._add_backend(listener, item)
+
+    def _run_tcp_peer(self, item: ConfigItem) -> None:
+        address = item.values["address"]
+        split_host_port(address)
+        _tls_name(item)
+        self._add_backend(TCPDialer(address, bool(item.values.get("redial", True))), item)
+
+    def _run_local_only(self, item: ConfigItem) -> None:
+        self._add_backend(NullBackend(), item)
+
+    # ------------------------------------------------------------------ control service
+
+    def _run_control(self, item: ConfigItem) -> None:
+        assert self.netceptor is not None
+        values = item.values
+        service = values.get("service") or "control"
+        if values.get("tls"):
+            _tls_name(item)
+        if values.get("tcplisten") and values.get("tcptls"):
+            _tls_name(item, "tcptls")
+        if self.control is None:
+            self.control = ControlServer(
+                self.netceptor,
+                __version__,
+                self.reload if self.command_line.reload_file else None,
+            )
+        try:
+            if values.get("filename"):
+                self.control.listen_unix(values["filename"], int(values.get("permissions") or 0))
+        except ControlServiceError as err:
+            raise ConfigError(f"error opening Unix socket: {err}") from None
+        try:
+            if values.get("tcplisten"):
+                self.control.listen_tcp(str(values["tcplisten"]))
+        except ControlServiceError as err:
+            raise ConfigError(f"error listening on TCP socket: {err}") from None
+        try:
+            self.control.listen_mesh(service, tls=bool(values.get("tls")))
+        except MeshError as err:
+            raise ConfigError(f"error opening Unix socket: {err}") from None
+        logger.info("Running control service %s", service)
+
+    # ------------------------------------------------------------------ exclusive entities
+
+    def _run_version(self, item: ConfigItem) -> None:
+        print(__version__, flush=True)
+        raise ExitRequest(0)
+
+    # ------------------------------------------------------------------ reload
+
+    def reload(self) -> str | None:
+        """Upstream's reload (config.md §5); None on success, else the error with its code."""
+        with self._reload_lock:
+            error = self._reload()
+        if error is not None:
+            logger.warning("Reload not successful: %s", error.rpartition(" ERRORCODE ")[0])
+        return error
+
+    def _reload(self) -> str | None:
+        assert self.netceptor is not None
+        reload_file = self.command_line.reload_file
+        if reload_file is None:
+            return "no configuration file was provided, reload function not set ERRORCODE 4"
+        try:
+            items = self._reload_items()
+            snapshot = reload_snapshot(reload_file)
+        except ConfigError as err:
+            return f"{err} ERRORCODE 4"
+        change = reload_changes(self._snapshot or [], snapshot)
+        if change is not None:
+            return f"{change} ERRORCODE 3"
+        self.netceptor.cancel_backends()
+        try:
+            for item in items:
+                handler = self._handlers("run").get(item.entity.name)
+                if item.entity.name in RELOADABLE and handler is not None:
+                    handler(item)
+        except (ConfigError, ReceptorError) as err:
+            return f"{err} ERRORCODE 4"
+        return None
+
+    def _reload_items(self) -> list[ConfigItem]:
+        items = parse_command_line(self.argv).items
+        self._check_implemented(items)
+        for item in items:
+            if item.entity.name in RELOADABLE:
+                self._prepare_backend(item)
+        return items
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> int:
+        items = self.command_line.items
+        try:
+            self._check_implemented(items)
+            if self.command_line.reload_file is not None:
+                self._snapshot = reload_snapshot(self.command_line.reload_file)
+            self._run_phases(items)
+        except ExitRequest as request:
+            self.stop()
+            return request.status
+        except (ConfigError, ReceptorError) as err:
+            print(f"Error: {err}", flush=True)
+            self.stop()
+            return 1
+        assert self.netceptor is not None
+        if self.netceptor.backend_count == 0:
+            logger.warning("Nothing to do - no backends are running.")
+            print(f"Run {self.program} --help for command line instructions.", flush=True)
+            self.stop()
+            return 1
+        logger.info("Initialization complete")
+        self._install_signal_handlers()
+        while not self.netceptor.done and self._signal is None:
+            self._wake.wait(1.0)
+            self._wake.clear()
+        self.stop()
+        if self._signal is not None:
+            # Die by the signal, as upstream does (exit status 128 + n in a shell).
+            signal.signal(self._signal, signal.SIG_DFL)
+            os.kill(os.getpid(), self._signal)
+        return 0
+
+    def _install_signal_handlers(self) -> None:
+        def terminate(signum: int, frame: FrameType | None) -> None:
+            self._signal = signum
+            self._wake.set()
+
+        def hangup(signum: int, frame: FrameType | None) -> None:
+            threading.Thread(target=self.reload, name="reload-on-sighup", daemon=True).start()
+
+        signal.signal(signal.SIGTERM, terminate)
+        signal.signal(signal.SIGINT, terminate)
+        signal.signal(signal.SIGHUP, hangup)
+
+    def stop(self) -> None:
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
+        if self.netceptor is not None:
+            self.netceptor.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``receptor`` command; returns the exit status."""
+    from receptor.config import bash_completion, help_text
+
+    _log.setup(logging.INFO)
+    # Upstream prints argv[0] as typed; a console script only sees its full path, and the
+    # name people type is the base name.
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "receptor"
+    if program == "__main__.py":
+        program = "receptor"
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        command_line = parse_command_line(args)
+    except ConfigError as err:
+        print(f"Error: {err}", flush=True)
+        return 1
+    if command_line.action == "help":
+        sys.stdout.write(help_text(program))
+        return 0
+    if command_line.action == "bash-completion":
+        sys.stdout.write(bash_completion(program))
+        return 0
+    return Daemon(command_line, args, program).run()

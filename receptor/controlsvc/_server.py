@@ -1,0 +1,216 @@
+"""The control server: listeners, the accept loop and one thread per client.
+
+Shaped like ``socketserver``: a selector loop over every listening socket plus a wake-up
+socket pair for ``stop``; each accepted client runs a :class:`ControlSession` in its own
+thread; ``stop`` closes the listeners, shuts the clients' sockets down and joins their
+threads. Several ``control-service`` entities share one server (and one command table),
+each adding its listeners.
+"""
+
+import fcntl
+import os
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+
+from receptor._errors import ReceptorError
+from receptor._log import logger
+from receptor.controlsvc._session import ControlSession, Handler
+from receptor.netceptor import CONN_TYPE_STREAM, CONN_TYPE_STREAM_TLS, Netceptor, PacketConn
+
+
+class ControlServiceError(ReceptorError):
+    """A control listener could not be opened."""
+
+
+class _UnixListener:
+    """A Unix socket listener guarded by an exclusive ``flock`` on ``<filename>.lock``."""
+
+    def __init__(self, filename: str, permissions: int) -> None:
+        self.filename = filename
+        lock_fd = os.open(filename + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise ControlServiceError(
+                "could not acquire lock on socket file: fslock is already locked"
+            ) from None
+        self._lock_fd = lock_fd
+        try:
+            try:
+                os.unlink(filename)
+            except FileNotFoundError:
+                pass
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.sock.bind(filename)
+                self.sock.listen(64)
+                # Go applies only the permission bits: YAML 600 (decimal) becomes 0o130.
+                os.chmod(filename, permissions & 0o777)
+            except OSError:
+                self.sock.close()
+                raise
+        except OSError as err:
+            os.close(lock_fd)
+            raise ControlServiceError(f"listen unix {filename}: {err.strerror or err}") from None
+
+    def close(self) -> None:
+        self.sock.close()
+        os.close(self._lock_fd)
+
+
+class ControlServer:
+    """Serves the control protocol on any number of listeners."""
+
+    def __init__(
+        self,
+        netceptor: Netceptor,
+        version: str,
+        reload_handler: Callable[[], str | None] | None = None,
+    ) -> None:
+        from receptor.controlsvc._commands import standard_commands
+
+        self.netceptor = netceptor
+        self.version = version
+        #: Returns None on success or upstream's error text (with ``ERRORCODE n``).
+        self.reload_handler = reload_handler
+        self.commands: dict[str, Handler] = standard_commands()
+        self._lock = threading.Lock()
+        self._unix: list[_UnixListener] = []
+        self._listeners: dict[socket.socket, str] = {}
+        self._mesh: list[PacketConn] = []
+        self._clients: dict[socket.socket, threading.Thread] = {}
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._accept_loop, name="control-accept", daemon=True
+        )
+        self._thread.start()
+
+    def add_command(self, name: str, handler: Handler) -> None:
+        if name in self.commands:
+            raise ValueError(f"control function named {name} already exists")
+        self.commands[name] = handler
+
+    # ------------------------------------------------------------------ listeners
+
+    def listen_unix(self, filename: str, permissions: int) -> None:
+        listener = _UnixListener(filename, permissions)
+        with self._lock:
+            self._unix.append(listener)
+        self._add_listener(listener.sock, "unix")
+
+    def listen_tcp(self, address: str) -> socket.socket:
+        """``port`` or ``host:port`` (upstream: no colon means ``0.0.0.0:<port>``)."""
+        host, _, port_text = address.rpartition(":") if ":" in address else ("0.0.0.0", "", address)
+        if not port_text.isdigit() or int(port_text) > 65535:
+            raise ControlServiceError(f"listen tcp: address tcp/{port_text}: unknown port")
+        family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host.strip("[]"), int(port_text)))
+            sock.listen(64)
+        except OSError as err:
+            sock.close()
+            raise ControlServiceError(
+                f"listen tcp {address}: bind: {(err.strerror or str(err)).lower()}"
+            ) from None
+        self._add_listener(sock, "tcp")
+        return sock
+
+    def listen_mesh(self, service: str, tls: bool = False) -> None:
+        """Register and advertise the control service on the mesh.
+
+        Streams to it arrive with the stream layer; until then its datagrams are dropped.
+        """
+        conn = self.netceptor.listen_packet(
+            service,
+            advertise=True,
+            conn_type=CONN_TYPE_STREAM_TLS if tls else CONN_TYPE_STREAM,
+            tags={"type": "Control Service"},
+            inbox_limit=0,
+        )
+        with self._lock:
+            self._mesh.append(conn)
+
+    def _add_listener(self, sock: socket.socket, transport: str) -> None:
+        with self._lock:
+            self._listeners[sock] = transport
+            self._selector.register(sock, selectors.EVENT_READ)
+        self._wake_w.send(b"x")
+
+    # ------------------------------------------------------------------ serving
+
+    def _accept_loop(self) -> None:
+        while True:
+            for key, _ in self._selector.select():
+                sock = key.fileobj
+                if sock is self._wake_r:
+                    self._wake_r.recv(4096)
+                    if self._stopping:
+                        return
+                    continue
+                assert isinstance(sock, socket.socket)
+                try:
+                    client, _ = sock.accept()
+                except OSError as err:
+                    logger.error("Error accepting connection: %s", err)
+                    continue
+                transport = self._listeners.get(sock, "tcp")
+                thread = threading.Thread(
+                    target=self._serve, args=(client, transport), name="control-session"
+                )
+                thread.daemon = True
+                with self._lock:
+                    if self._stopping:
+                        client.close()
+                        return
+                    self._clients[client] = thread
+                thread.start()
+
+    def _serve(self, client: socket.socket, transport: str) -> None:
+        logger.debug("Client connected to control service")
+        try:
+            ControlSession(self, client, transport).run()
+        except OSError as err:
+            logger.debug("Control session ended: %s", err)
+        except Exception:
+            logger.exception("Control session failed")
+        finally:
+            with self._lock:
+                self._clients.pop(client, None)
+            client.close()
+            logger.debug("Client disconnected from control service")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            listeners = list(self._listeners)
+            unix = list(self._unix)
+            mesh = list(self._mesh)
+            clients = dict(self._clients)
+        self._wake_w.send(b"x")
+        self._thread.join()
+        for sock in listeners:
+            self._selector.unregister(sock)
+        for listener in unix:
+            listener.close()
+        for sock in listeners:
+            sock.close()
+        for conn in mesh:
+            conn.close()
+        for client in clients:
+            try:
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in clients.values():
+            thread.join(5.0)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
