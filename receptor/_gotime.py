@@ -10,7 +10,9 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
 )
 _NS = 1_000_000_000
 
@@ -37,22 +39,36 @@ def format_rfc3339nano(stamp: tuple[int, int]) -> str:
 
 
 def parse_rfc3339(text: str) -> tuple[int, int]:
-    """Parse an RFC 3339 timestamp; raises ``ValueError`` for anything else."""
+    """Parse an RFC 3339 timestamp into ``(unix_ns, offset)``; ``ValueError`` otherwise."""
+    moment, fraction = _parse(text)
+    offset = moment.utcoffset()
+    assert offset is not None
+    return int(moment.timestamp()) * _NS + fraction, int(offset.total_seconds())
+
+
+def parse_datetime(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp into an aware datetime in its own zone offset.
+
+    Fractions beyond microseconds are truncated (datetime holds no more).
+    """
+    moment, fraction = _parse(text)
+    return moment.replace(microsecond=fraction // 1000)
+
+
+def _parse(text: str) -> tuple[datetime, int]:
     match = _RFC3339.fullmatch(text)
     if match is None:
-        raise ValueError(f"parsing time {text!r} as RFC 3339: cannot parse")
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     fraction = int((match.group(7) or "0").ljust(9, "0"))
     offset = 0
     if match.group(9):
         hours, minutes = int(match.group(10)), int(match.group(11))
         if hours > 23 or minutes > 59:
-            raise ValueError(f"parsing time {text!r}: time zone offset out of range")
+            raise ValueError(f"not an RFC 3339 time: {text!r}")
         offset = (hours * 60 + minutes) * 60 * (1 if match.group(9) == "+" else -1)
     try:
-        moment = datetime(
-            year, month, day, hour, minute, second, tzinfo=timezone(timedelta(seconds=offset))
-        )
-    except ValueError as err:
-        raise ValueError(f"parsing time {text!r}: {err}") from None
-    return int(moment.timestamp()) * _NS + fraction, offset
+        zone = UTC if match.group(8) else timezone(timedelta(seconds=offset))
+        return datetime(year, month, day, hour, minute, second, tzinfo=zone), fraction
+    except ValueError:
+        raise ValueError(f"not an RFC 3339 time: {text!r}") from None

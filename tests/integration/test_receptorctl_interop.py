@@ -1,7 +1,7 @@
 """Both receptorctl clients against our daemon: upstream's 1.6.9 from PyPI, unchanged, and ours.
 
-The upstream client is installed by this test set-up into its own virtualenv (PyPI must be
-reachable; set ``RECEPTOR_UPSTREAM_VENV`` to reuse one). Both clients must print the same
+The upstream client comes from the ``upstream_receptorctl`` fixture (tests/conftest.py),
+which installs it from PyPI into a virtualenv of its own. Both clients must print the same
 thing, apart from the round-trip times and the upstream client's warning that its version
 differs from the daemon's.
 """
@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,35 +19,10 @@ from .harness import listener, peer, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
-REPO = Path(__file__).resolve().parents[2]
 UPSTREAM_VERSION = "1.6.9"
 VERSION_WARNING = (
     "Warning: receptorctl and receptor are different versions, they may not be compatible"
 )
-
-
-@pytest.fixture(scope="session")
-def upstream_receptorctl() -> Path:
-    venv = Path(os.environ.get("RECEPTOR_UPSTREAM_VENV", REPO / ".cache" / "upstream-receptorctl"))
-    exe = venv / "bin" / "receptorctl"
-    if not exe.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "-q", f"receptorctl=={UPSTREAM_VERSION}"],
-            check=True,
-        )
-    version = subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            "-c",
-            "import importlib.metadata as m; print(m.version('receptorctl'))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert version == UPSTREAM_VERSION
-    return exe
 
 
 @pytest.fixture(scope="module")
