@@ -329,11 +329,12 @@ class Daemon:
         while not self.netceptor.done and self._signal is None:
             self._wake.wait(1.0)
             self._wake.clear()
-        self.stop()
         if self._signal is not None:
-            # Die by the signal, as upstream does (exit status 128 + n in a shell).
+            # Die by the signal without a word, as upstream does (status 128 + n in a shell);
+            # the kernel closes every socket, and work units outlive the daemon by design.
             signal.signal(self._signal, signal.SIG_DFL)
             os.kill(os.getpid(), self._signal)
+        self.stop()
         return 0
 
     def _install_signal_handlers(self) -> None:

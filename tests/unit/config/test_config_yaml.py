@@ -413,13 +413,29 @@ class TestErrors:
             load_config_file(str(tmp_path))
         assert str(caught.value) == f"error loading config file: read {tmp_path}: is a directory"
 
-    @pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
     def test_permission_denied(self, write) -> None:
         path = write("- trace\n")
         os.chmod(path, 0)
-        with pytest.raises(ConfigError) as caught:
-            load_config_file(path)
-        assert str(caught.value) == f"error loading config file: open {path}: permission denied"
+        # Root reads everything: as root, load the file in a forked child running as nobody.
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                if os.geteuid() == 0:
+                    os.setuid(65534)
+                try:
+                    load_config_file(path)
+                    message = "no error"
+                except ConfigError as err:
+                    message = str(err)
+                os.write(write_end, message.encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            message = pipe.read().decode()
+        os.waitpid(pid, 0)
+        assert message == f"error loading config file: open {path}: permission denied"
 
     def test_not_a_directory(self, write) -> None:
         path = write("- trace\n") + "/x.yml"
