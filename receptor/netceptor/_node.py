@@ -18,7 +18,7 @@ Where we differ from upstream, on purpose:
 """
 
 import logging
-import secrets
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -112,7 +112,8 @@ class Netceptor:
         self.node_id = node_id
         self.idle_timeout = idle_timeout
         self.max_forwarding_hops = max_forwarding_hops
-        self.epoch = (time.time_ns() // 1_000_000_000) * (1 << 24) + secrets.randbelow(1 << 24)
+        random24 = int.from_bytes(os.urandom(3), "big")
+        self.epoch = (time.time_ns() // 1_000_000_000) * (1 << 24) + random24
         self._firewall = tuple(firewall_rules)
         self._lock = threading.RLock()
         self._sequence = 0
