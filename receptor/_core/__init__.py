@@ -7,25 +7,32 @@ non-CPython interpreter. ``IMPLEMENTATION`` says which one is in use: ``"cython"
 every compiled module imported.
 """
 
+import importlib
 import os
 import sys
+from types import ModuleType
 
 NO_EXTENSIONS = (
     os.environ.get("RECEPTOR_NO_EXTENSIONS", "") not in ("", "0")
     or sys.implementation.name != "cpython"
 )
 
-
-def _select() -> str:
-    if NO_EXTENSIONS:
-        return "python"
-    try:
-        from receptor._core import _codec_c, _highwayhash_c, _routing_c  # noqa: F401
-    except ImportError:
-        return "python"
-    return "cython"
+_MODULES = ("highwayhash", "codec", "routing")
 
 
-IMPLEMENTATION = _select()
+def load_twin(name: str) -> ModuleType:
+    """The twin a dispatcher re-exports: ``_<name>_c`` unless extensions are off or not
+    built, else ``_<name>_py``."""
+    if not NO_EXTENSIONS:
+        try:
+            return importlib.import_module(f"receptor._core._{name}_c")
+        except ImportError:
+            pass
+    return importlib.import_module(f"receptor._core._{name}_py")
 
-__all__ = ["IMPLEMENTATION", "NO_EXTENSIONS"]
+
+IMPLEMENTATION = (
+    "cython" if all(load_twin(name).__name__.endswith("_c") for name in _MODULES) else "python"
+)
+
+__all__ = ["IMPLEMENTATION", "NO_EXTENSIONS", "load_twin"]

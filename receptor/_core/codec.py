@@ -6,9 +6,9 @@ then the pure-Python twin ``_codec_py``; both have the same API and behaviour.
 
 from typing import TYPE_CHECKING
 
-from receptor._core import NO_EXTENSIONS
+from receptor._core import load_twin
 
-if TYPE_CHECKING or NO_EXTENSIONS:
+if TYPE_CHECKING:
     from receptor._core._codec_py import (
         HEADER_LEN,
         MAX_FRAME,
@@ -25,38 +25,8 @@ if TYPE_CHECKING or NO_EXTENSIONS:
         with_hops,
     )
 else:
-    try:
-        from receptor._core._codec_c import (
-            HEADER_LEN,
-            MAX_FRAME,
-            MSG_DATA,
-            MSG_REJECT,
-            MSG_ROUTING_UPDATE,
-            MSG_SERVICE_ADVERTISEMENT,
-            REJECT_MESSAGE,
-            SERVICE_NAME_MAX,
-            Framer,
-            decode_data,
-            encode_data,
-            frame,
-            with_hops,
-        )
-    except ImportError:
-        from receptor._core._codec_py import (
-            HEADER_LEN,
-            MAX_FRAME,
-            MSG_DATA,
-            MSG_REJECT,
-            MSG_ROUTING_UPDATE,
-            MSG_SERVICE_ADVERTISEMENT,
-            REJECT_MESSAGE,
-            SERVICE_NAME_MAX,
-            Framer,
-            decode_data,
-            encode_data,
-            frame,
-            with_hops,
-        )
+    _twin = load_twin("codec")
+    globals().update((name, getattr(_twin, name)) for name in _twin.__all__)
 
 __all__ = [
     "HEADER_LEN",

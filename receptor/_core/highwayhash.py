@@ -6,14 +6,12 @@ built, then the pure-Python twin ``_highwayhash_py``; both give the same results
 
 from typing import TYPE_CHECKING
 
-from receptor._core import NO_EXTENSIONS
+from receptor._core import load_twin
 
-if TYPE_CHECKING or NO_EXTENSIONS:
+if TYPE_CHECKING:
     from receptor._core._highwayhash_py import ZERO_KEY, hash64, node_hash
 else:
-    try:
-        from receptor._core._highwayhash_c import ZERO_KEY, hash64, node_hash
-    except ImportError:
-        from receptor._core._highwayhash_py import ZERO_KEY, hash64, node_hash
+    _twin = load_twin("highwayhash")
+    globals().update((name, getattr(_twin, name)) for name in _twin.__all__)
 
 __all__ = ["ZERO_KEY", "hash64", "node_hash"]

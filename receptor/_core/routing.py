@@ -6,14 +6,12 @@ built, then the pure-Python twin ``_routing_py``; both give identical results, t
 
 from typing import TYPE_CHECKING
 
-from receptor._core import NO_EXTENSIONS
+from receptor._core import load_twin
 
-if TYPE_CHECKING or NO_EXTENSIONS:
+if TYPE_CHECKING:
     from receptor._core._routing_py import compute_routes
 else:
-    try:
-        from receptor._core._routing_c import compute_routes
-    except ImportError:
-        from receptor._core._routing_py import compute_routes
+    _twin = load_twin("routing")
+    globals().update((name, getattr(_twin, name)) for name in _twin.__all__)
 
 __all__ = ["compute_routes"]

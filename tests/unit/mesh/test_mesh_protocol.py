@@ -328,3 +328,46 @@ def test_routing_update_json_matches_go(make_node):
     # Go matches keys case-insensitively and ignores unknown ones.
     loose = json.dumps({"nodeid": "x", "UPDATEEPOCH": 5, "Extra": [1]}).encode()
     assert RoutingUpdate.decode(loose).epoch == 5
+
+
+def _random_messages(count: int, seed: int) -> list[bytes]:
+    """Random messages biased towards valid type bytes and plausible lengths."""
+    import random
+
+    rng = random.Random(seed)
+    messages = []
+    for _ in range(count):
+        kind = rng.choice([0, 0, 1, 1, 2, 3, rng.randrange(256)])
+        length = rng.choice([0, 1, 35, 36, 37, rng.randrange(2000), rng.randrange(65535)])
+        body = bytes(rng.randrange(256) for _ in range(min(length, 300)))
+        body += bytes(max(0, length - 300))
+        if kind in (1, 2) and rng.random() < 0.5:
+            obj = {
+                rng.choice(
+                    ["NodeID", "nodeid", "Connections", "UpdateEpoch", "Time", "Tags"]
+                ): rng.choice([None, 1, -1, 1.5, 2**70, "x", [], {}, {"a": "b"}, {"a": 1e308}])
+                for _ in range(rng.randrange(4))
+            }
+            if kind == 1:
+                # A wrong forwarding node is a protocol violation that (rightly) ends the link.
+                obj["ForwardingNode"] = "raw"
+            body = json.dumps(obj).encode()
+        if kind == 3 and rng.random() < 0.5:
+            continue  # a reject would (rightly) end the link
+        messages.append(bytes([kind]) + body if length else b"")
+    return messages
+
+
+def test_random_messages_never_take_the_node_down(make_node):
+    a, raw = _established_pair(make_node)
+    for message in _random_messages(3000, seed=2026):
+        if message[:1] != b"\x03":
+            raw.send(message)
+    ping = codec.encode_data(30, node_hash("raw"), node_hash("a"), "after", "ping", b"")
+    raw.send(ping)
+    wait_until(
+        lambda: any(m[:1] == b"\x00" and m[28:33] == b"after" for m in raw.peer.sent),
+        timeout=20,
+    )
+    assert a.routes().get("raw") == "raw"
+    assert not a.done
