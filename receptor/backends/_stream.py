@@ -56,7 +56,7 @@ class StreamSession:
 
     # ------------------------------------------------------------------ sending
 
-    def send(self, message: bytes) -> None:
+    def send(self, message: bytes, wait: bool = True) -> None:
         data = codec.frame(message)
         with self._cond:
             if self._closing:
@@ -71,6 +71,8 @@ class StreamSession:
                 if sent == len(data):
                     return
                 data = data[sent:]
+            if not wait and self._pending_bytes >= MAX_PENDING_BYTES:
+                raise BlockingIOError("session send queue is full")
             deadline = time.monotonic() + SEND_TIMEOUT
             while self._pending_bytes >= MAX_PENDING_BYTES:
                 remaining = deadline - time.monotonic()

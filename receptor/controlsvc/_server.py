@@ -54,7 +54,8 @@ class _UnixListener:
                 raise
         except OSError as err:
             os.close(lock_fd)
-            raise ControlServiceError(f"listen unix {filename}: {err.strerror or err}") from None
+            reason = (err.strerror or str(err)).lower()
+            raise ControlServiceError(f"listen unix {filename}: bind: {reason}") from None
 
     def close(self) -> None:
         self.sock.close()

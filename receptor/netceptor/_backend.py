@@ -26,8 +26,10 @@ class BackendSession(Protocol):
     #: Human-readable peer description for log lines, e.g. ``tcp 127.0.0.1:4455``.
     description: str
 
-    def send(self, message: bytes) -> None:
-        """Queue one message; may block briefly for back-pressure. Raises ``OSError``."""
+    def send(self, message: bytes, wait: bool = True) -> None:
+        """Queue one message. A full queue makes the caller wait (back-pressure) or, with
+        ``wait=False``, raises ``BlockingIOError`` at once. Raises ``OSError`` when the link
+        has failed."""
 
     def recv(self, timeout: float) -> bytes | None:
         """One whole message, or None after ``timeout`` seconds without one.

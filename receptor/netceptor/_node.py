@@ -90,9 +90,13 @@ class _Connection:
         self.remote_established = False
         self.last_received = time.monotonic()
 
-    def send(self, message: bytes) -> None:
+    def send(self, message: bytes, wait: bool = True) -> None:
         try:
-            self.session.send(message)
+            self.session.send(message, wait)
+        except BlockingIOError:
+            # Only floods don't wait: a peer this far behind misses one periodic message
+            # rather than stalling the timers (and so every other link) behind it.
+            logger.debug("Send queue to %s is full; flooded message dropped", self.remote)
         except (OSError, ProtocolError) as err:
             logger.error("Backend sending error %s", err)
             self.session.close()
@@ -284,6 +288,9 @@ class Netceptor:
             return False
         remote = update.forwarding_node
         conn.remote = remote
+        if not remote:
+            # Upstream would establish a link to a node named "": refuse it instead.
+            raise _Rejected("it did not send a node ID")
         if remote == self.node_id:
             raise _Rejected("it tried to connect using our own node ID")
         if info.allowed_peers is not None and remote not in info.allowed_peers:
@@ -377,7 +384,7 @@ class Netceptor:
     def _flood(self, message: bytes, exclude: str | None = None) -> None:
         for node, conn in list(self._connections.items()):
             if node != exclude:
-                conn.send(message)
+                conn.send(message, wait=False)
 
     def _handle_routing_update(self, update: RoutingUpdate, received_from: str) -> None:
         """wire.md §7.2."""

@@ -15,7 +15,6 @@ import pytest
 from receptor._core import NO_EXTENSIONS
 
 
-
 def _compiled_installed() -> bool:
     try:
         for module in ("highwayhash", "codec", "routing"):

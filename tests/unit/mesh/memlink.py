@@ -18,7 +18,7 @@ class MemorySession:
         self.closed = threading.Event()
         self.sent: list[bytes] = []
 
-    def send(self, message: bytes) -> None:
+    def send(self, message: bytes, wait: bool = True) -> None:
         if self.closed.is_set() or self.peer is None or self.peer.closed.is_set():
             raise ConnectionError("link closed")
         self.sent.append(bytes(message))

@@ -371,3 +371,13 @@ def test_random_messages_never_take_the_node_down(make_node):
     )
     assert a.routes().get("raw") == "raw"
     assert not a.done
+
+
+def test_peer_without_a_node_id_is_rejected(make_node, caplog):
+    a = make_node("a")
+    ours, theirs = session_pair("a", "anonymous")
+    a.add_backend(MemoryBackend(ours), BackendInfo())
+    theirs.send(b'\x01{"NodeID":"","UpdateID":"x","Connections":{}}')
+    wait_until(lambda: "because it did not send a node ID" in caplog.text)
+    wait_until(lambda: codec.REJECT_MESSAGE in ours.sent)
+    assert not a.status()["Connections"]
