@@ -9,7 +9,7 @@ Go works on bytes: a Python string is turned into the bytes Go would have seen (
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -387,43 +387,61 @@ def sorted_items(mapping: dict[Any, Any]) -> list[tuple[Any, Any]]:
     return sorted(mapping.items(), key=lambda kv: _sort_key(kv[0]))
 
 
-def _format_s_parts(value: Any) -> Iterator[str]:
+def render_nested(
+    value: Any,
+    scalar: Callable[[Any], str],
+    brackets: tuple[str, str, str, str],
+    item_sep: str,
+    key_sep: str,
+) -> str:
+    """Render nested lists and dicts (dict entries in Go's order) with the given punctuation:
+    ``brackets`` = (list open, list close, map open, map close); every other value goes
+    through ``scalar``. Iterative, so any nesting the decoders accept is fine."""
+    list_open, list_close, map_open, map_close = brackets
+    parts: list[str] = []
     stack: list[tuple[bool, Any]] = [(False, value)]
     while stack:
         literal, item = stack.pop()
-        if literal or isinstance(item, str):
-            yield item
-        elif item is None:
-            yield "%!s(<nil>)"
-        elif isinstance(item, bool):
-            yield f"%!s(bool={'true' if item else 'false'})"
-        elif isinstance(item, int):
-            yield f"%!s({_go_type_name(item)}={item})"
-        elif isinstance(item, float):
-            yield f"%!s(float64={format_float_v(item)})"
+        if literal:
+            parts.append(item)
         elif isinstance(item, list):
-            stack.append((True, "]"))
+            stack.append((True, list_close))
             for index in range(len(item) - 1, -1, -1):
                 stack.append((False, item[index]))
                 if index:
-                    stack.append((True, " "))
-            stack.append((True, "["))
+                    stack.append((True, item_sep))
+            stack.append((True, list_open))
         elif isinstance(item, dict):
             entries = sorted_items(item)
-            stack.append((True, "]"))
+            stack.append((True, map_close))
             for index in range(len(entries) - 1, -1, -1):
                 key, val = entries[index]
                 stack.append((False, val))
-                stack.append((True, ":"))
+                stack.append((True, key_sep))
                 stack.append((False, key))
                 if index:
-                    stack.append((True, " "))
-            stack.append((True, "map["))
+                    stack.append((True, item_sep))
+            stack.append((True, map_open))
         else:
-            yield f"%!s({type(item).__name__}={item!r})"
+            parts.append(scalar(item))
+    return "".join(parts)
+
+
+def _format_s_scalar(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if item is None:
+        return "%!s(<nil>)"
+    if isinstance(item, bool):
+        return f"%!s(bool={'true' if item else 'false'})"
+    if isinstance(item, int):
+        return f"%!s({_go_type_name(item)}={item})"
+    if isinstance(item, float):
+        return f"%!s(float64={format_float_v(item)})"
+    return f"%!s({type(item).__name__}={item!r})"
 
 
 def format_s(value: Any) -> str:
     """Go's ``%s`` of a value decoded from YAML or JSON: ``map[a:b]``, ``[x y]``,
     ``%!s(int=5)``, ``%!s(float64=1.5)``, ``%!s(bool=true)``, ``%!s(<nil>)``."""
-    return "".join(_format_s_parts(value))
+    return render_nested(value, _format_s_scalar, ("[", "]", "map[", "]"), " ", ":")

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from receptor._errors import ConfigError
-from receptor._goconv import sorted_items
+from receptor._goconv import render_nested, sorted_items
 from receptor.config._entities import RELOADABLE_ENTITIES
 from receptor.config._yamlv2 import YamlError, decode_config, read_config_file
 
@@ -40,33 +40,7 @@ def _scalar_text(value: Any) -> str:
 def canonical_yaml(value: Any) -> str:
     """A decoded YAML value as one line of flow-style YAML, mapping keys sorted: equal values
     give equal text.  Iterative, so any nesting depth the loader accepts is fine."""
-    parts: list[str] = []
-    stack: list[tuple[bool, Any]] = [(False, value)]
-    while stack:
-        literal, item = stack.pop()
-        if literal:
-            parts.append(item)
-        elif isinstance(item, list):
-            stack.append((True, "]"))
-            for index in range(len(item) - 1, -1, -1):
-                stack.append((False, item[index]))
-                if index:
-                    stack.append((True, ", "))
-            stack.append((True, "["))
-        elif isinstance(item, dict):
-            entries = sorted_items(item)
-            stack.append((True, "}"))
-            for index in range(len(entries) - 1, -1, -1):
-                key, val = entries[index]
-                stack.append((False, val))
-                stack.append((True, ": "))
-                stack.append((False, key))
-                if index:
-                    stack.append((True, ", "))
-            stack.append((True, "{"))
-        else:
-            parts.append(_scalar_text(item))
-    return "".join(parts)
+    return render_nested(value, _scalar_text, ("[", "]", "{", "}"), ", ", ": ")
 
 
 def _item_key(item: Any) -> str:
