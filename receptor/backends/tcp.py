@@ -52,6 +52,24 @@ def _parse_port(text: str, address: str) -> int:
         raise ConfigError(f"address {text}: unknown port") from None
 
 
+def listen_tcp(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv6 when ``host`` has a colon, brackets
+    allowed); failures raise ``ConfigError`` in Go's words, e.g. ``listen tcp
+    127.0.0.1:80: bind: address already in use``."""
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        reason = (err.strerror or str(err)).lower()
+        raise ConfigError(f"listen tcp {host}:{port}: bind: {reason}") from None
+    return sock
+
+
 def go_dial_error(kind: str, address: str, err: OSError) -> str:
     """Render a socket error the way Go's net package does, e.g. ``dial tcp h:p: connect:
     connection refused``."""
@@ -82,17 +100,7 @@ class TCPListener(Backend):
         self._accept_thread: threading.Thread | None = None
 
     def start(self, netceptor: Netceptor, info: BackendInfo) -> None:
-        address = f"{self.bindaddr}:{self.requested_port}"
-        family = socket.AF_INET6 if ":" in self.bindaddr else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.bindaddr, self.requested_port))
-            sock.listen(128)
-        except OSError as err:
-            sock.close()
-            reason = (err.strerror or str(err)).lower()
-            raise ConfigError(f"listen tcp {address}: bind: {reason}") from None
+        sock = listen_tcp(self.bindaddr, self.requested_port)
         self._sock = sock
         self.port = sock.getsockname()[1]
         logger.debug("Listening on TCP %s:%d", self.bindaddr, self.port)

@@ -14,8 +14,9 @@ import socket
 import threading
 from collections.abc import Callable
 
-from receptor._errors import ReceptorError
+from receptor._errors import ConfigError, ReceptorError
 from receptor._log import logger
+from receptor.backends.tcp import listen_tcp
 from receptor.controlsvc._session import ControlSession, Handler
 from receptor.netceptor import CONN_TYPE_STREAM, CONN_TYPE_STREAM_TLS, Netceptor, PacketConn
 
@@ -110,17 +111,10 @@ class ControlServer:
         host, _, port_text = address.rpartition(":") if ":" in address else ("0.0.0.0", "", address)
         if not port_text.isdigit() or int(port_text) > 65535:
             raise ControlServiceError(f"listen tcp: address tcp/{port_text}: unknown port")
-        family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host.strip("[]"), int(port_text)))
-            sock.listen(64)
-        except OSError as err:
-            sock.close()
-            raise ControlServiceError(
-                f"listen tcp {address}: bind: {(err.strerror or str(err)).lower()}"
-            ) from None
+            sock = listen_tcp(host, int(port_text))
+        except ConfigError as err:
+            raise ControlServiceError(str(err)) from None
         self._add_listener(sock, "tcp")
         return sock
 

@@ -227,3 +227,39 @@ def test_peer_that_never_introduces_itself_is_dropped(mesh):
     assert len(frames) == 11 and all(f[:1] == b"\x01" for f in frames)
     sequences = [RoutingUpdate.decode(f[1:]).sequence for f in frames]
     assert sequences == list(range(sequences[0], sequences[0] + 11))
+
+
+@pytest.mark.parametrize(
+    "args, prefix",
+    [
+        (["--tcp-listener", "port={port}", "bindaddr=127.0.0.1"], ""),
+        (
+            ["--local-only", "--control-service", "tcplisten=127.0.0.1:{port}"],
+            "error listening on TCP socket: ",
+        ),
+    ],
+)
+def test_port_in_use_is_a_clear_startup_error(tmp_path, args, prefix):
+    import subprocess
+    import sys
+
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "receptor",
+                "--node",
+                "id=a",
+                *(a.format(port=port) for a in args),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert done.stdout.endswith(
+        f"Error: {prefix}listen tcp 127.0.0.1:{port}: bind: address already in use\n"
+    )
