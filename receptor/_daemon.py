@@ -157,7 +157,7 @@ class Daemon:
     def _init_node(self, item: ConfigItem) -> None:
         values = item.values
         settings = NodeSettings(node_id=_resolve_node_id(values.get("id")))
-        settings.datadir = values.get("datadir") or "/tmp/receptor"
+        settings.datadir = values["datadir"]
         settings.firewall_rules = parse_rules(values.get("firewallrules"))
         timeout = values.get("maxidleconnectiontimeout")
         if timeout:
@@ -188,7 +188,7 @@ class Daemon:
 
     def _init_log_level(self, item: ConfigItem) -> None:
         try:
-            _log.set_level(item.values.get("level") or "error")
+            _log.set_level(item.values["level"])
         except ValueError as err:
             raise ConfigError(str(err)) from None
 
@@ -200,7 +200,7 @@ class Daemon:
     def _info(self, item: ConfigItem) -> BackendInfo:
         peers = item.values.get("allowedpeers")
         return BackendInfo(
-            cost=item.values.get("cost") or 1.0,
+            cost=item.values.get("cost", 1.0),  # local-only has no cost field
             node_cost=dict(item.values.get("nodecost") or {}),
             allowed_peers=None if peers is None else tuple(peers),
         )
@@ -211,14 +211,14 @@ class Daemon:
 
     def _run_tcp_listener(self, item: ConfigItem) -> None:
         _tls_name(item)
-        listener = TCPListener(item.values.get("bindaddr") or "0.0.0.0", item.values["port"])
+        listener = TCPListener(item.values["bindaddr"], item.values["port"])
         self._add_backend(listener, item)
 
     def _run_tcp_peer(self, item: ConfigItem) -> None:
         address = item.values["address"]
         split_host_port(address)
         _tls_name(item)
-        self._add_backend(TCPDialer(address, bool(item.values.get("redial", True))), item)
+        self._add_backend(TCPDialer(address, item.values["redial"]), item)
 
     def _run_local_only(self, item: ConfigItem) -> None:
         self._add_backend(NullBackend(), item)
@@ -228,7 +228,9 @@ class Daemon:
     def _run_control(self, item: ConfigItem) -> None:
         assert self.netceptor is not None
         values = item.values
-        service = values.get("service") or "control"
+        service = values["service"]
+        if not (service or values.get("filename") or values.get("tcplisten")):
+            raise ConfigError("no listeners specified")
         if values.get("tls"):
             _tls_name(item)
         if values.get("tcplisten") and values.get("tcptls"):
@@ -241,7 +243,7 @@ class Daemon:
             )
         try:
             if values.get("filename"):
-                self.control.listen_unix(values["filename"], int(values.get("permissions") or 0))
+                self.control.listen_unix(values["filename"], values["permissions"])
         except ControlServiceError as err:
             raise ConfigError(f"error opening Unix socket: {err}") from None
         try:
@@ -250,7 +252,8 @@ class Daemon:
         except ControlServiceError as err:
             raise ConfigError(f"error listening on TCP socket: {err}") from None
         try:
-            self.control.listen_mesh(service, tls=bool(values.get("tls")))
+            if service:  # upstream: an empty service name means no mesh listener
+                self.control.listen_mesh(service, tls=bool(values.get("tls")))
         except MeshError as err:
             raise ConfigError(f"error opening Unix socket: {err}") from None
         logger.info("Running control service %s", service)

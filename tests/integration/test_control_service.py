@@ -190,3 +190,23 @@ def test_reload_without_config_file(mesh):
     finally:
         process.kill()
         process.wait()
+
+
+def test_control_service_without_any_listener_is_refused(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "receptor",
+            "--node",
+            "id=a",
+            "--local-only",
+            "--control-service",
+            "service=",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert (done.returncode, done.stdout) == (1, "Error: no listeners specified\n")
