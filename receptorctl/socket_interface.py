@@ -245,6 +245,19 @@ class ReceptorControl:
                 f"Receptor sent a line that is not UTF-8: {line[:60]!r}"
             ) from None
 
+    def _expect_reply(self, pattern: re.Pattern[str], failure: str, what: str) -> str:
+        """Read a reply that must match ``pattern``; otherwise raise ``failure``, with the
+        server's error text appended when it sent one."""
+        try:
+            text = self._read_reply(what)
+        except ControlProtocolError as e:
+            raise ControlProtocolError(f"{failure}: {e}") from None
+        if pattern.fullmatch(text) is None:
+            if text.startswith("ERROR: "):
+                failure += ": " + text[7:]
+            raise ReceptorControlError(failure)
+        return text
+
     def _read_reply(self, what: str = "a reply") -> str:
         """The next line, stripped; an error if the connection ends before its newline."""
         line = self._read_raw_line()
@@ -347,16 +360,8 @@ class ReceptorControl:
                 raise ReceptorControlError(f"Duplicate or illegal parameter {name}")
             request[name] = _param_value(value)
         self.writestr(json.dumps(request) + "\n")
-        failure = "Failed to start work unit"
-        try:
-            text = self._read_reply("the work unit ID")
-        except ControlProtocolError as e:
-            raise ControlProtocolError(f"{failure}: {e}") from None
-        if _WORK_CREATED.fullmatch(text) is None:
-            # The server has refused the request; the session stays usable, as upstream.
-            if text.startswith("ERROR: "):
-                failure += ": " + text[7:]
-            raise ReceptorControlError(failure)
+        # On a refusal the session stays usable, as upstream.
+        self._expect_reply(_WORK_CREATED, "Failed to start work unit", "the work unit ID")
         try:
             sock = self._connected_socket()
             _send_payload(sock, payload)
@@ -389,15 +394,7 @@ class ReceptorControl:
         """
         self.connect()
         self.writestr(f"work results {unit_id} {startpos}\n")
-        failure = "Failed to get results"
-        try:
-            text = self._read_reply("the results header")
-        except ControlProtocolError as e:
-            raise ControlProtocolError(f"{failure}: {e}") from None
-        if _STREAMING.fullmatch(text) is None:
-            if text.startswith("ERROR: "):
-                failure += ": " + text[7:]
-            raise ReceptorControlError(failure)
+        self._expect_reply(_STREAMING, "Failed to get results", "the results header")
         sock = self._detach()
         shutdown_write(sock)
         sockfile = sock.makefile("rb") if return_sockfile else None
