@@ -83,12 +83,10 @@ class ControlSession:
                 self.buffered.clear()
             scanned = len(self.buffered)
             if self._eof or not self._fill():
-                if not self.buffered:
-                    if oversized:
-                        raise CommandError(f"command line longer than {MAX_LINE} bytes")
-                    return None
                 line = bytes(self.buffered)
                 self.buffered.clear()
+                if not line and not oversized:
+                    return None
                 break
         if oversized:
             raise CommandError(f"command line longer than {MAX_LINE} bytes")
