@@ -25,7 +25,7 @@ from receptor._errors import ConfigError, MeshError, ReceptorError
 from receptor._goduration import parse_duration
 from receptor._log import logger
 from receptor._version import __version__
-from receptor.backends import NullBackend, TCPDialer, TCPListener, split_host_port
+from receptor.backends import NullBackend
 from receptor.config import (
     CommandLine,
     ConfigItem,
@@ -36,14 +36,49 @@ from receptor.config import (
 from receptor.controlsvc import ControlServer, ControlServiceError
 from receptor.netceptor import Backend, BackendInfo, Netceptor, parse_rules
 from receptor.netceptor._node import DEFAULT_IDLE_TIMEOUT
+from receptor.netceptor.tls import TLSRegistry
 
-#: Entities whose ``run`` starts a backend; only these are re-run by ``reload``.
-RELOADABLE = frozenset(
-    {"tcp-peer", "tcp-listener", "ws-peer", "ws-listener", "udp-peer", "udp-listener", "local-only"}
-)
+#: A phase handler: called with one configured entity.
+Handler = Callable[["ConfigItem"], None]
 
 #: Entities with no behaviour in the daemon's phases.
 _NO_OP = frozenset({"trace"})
+
+
+class Component:
+    """A part of the daemon that owns some entities (config.md §1.3).
+
+    Each feature area (TLS, certificates, services, work, ...) has one, in its own package,
+    listed in :data:`COMPONENTS`. ``handlers`` maps a phase (``init``, ``prepare``, ``run``)
+    to the entity names it handles; ``reloadable`` names the entities whose ``run`` handler
+    ``reload`` calls again; ``stop`` releases what the component started.
+    """
+
+    #: Entities whose ``run`` handler is called again on reload.
+    reloadable: frozenset[str] = frozenset()
+
+    def __init__(self, daemon: "Daemon") -> None:
+        self.daemon = daemon
+
+    def handlers(self) -> dict[str, dict[str, Handler]]:
+        return {}
+
+    def before_reload(self, items: list[ConfigItem]) -> None:
+        """Called with the re-parsed entities before reload restarts the backends.
+
+        Raising ConfigError refuses the reload and leaves everything running as it was.
+        """
+
+    def stop(self) -> None:
+        """Called when the daemon stops."""
+
+
+def _component_classes() -> list[type[Component]]:
+    """Every component, in the order their handlers are merged (imported late: they import us)."""
+    from receptor.backends._component import BackendEntities
+    from receptor.netceptor._tls_component import TLSEntities
+
+    return [TLSEntities, BackendEntities]
 
 
 class ExitRequest(Exception):
@@ -74,22 +109,6 @@ def _resolve_node_id(configured: str | None) -> str:
     return host
 
 
-def _check_costs(item: ConfigItem) -> None:
-    cost = item.values.get("cost")
-    if cost is not None and not cost > 0:
-        raise ConfigError("connection cost must be positive")
-    for node, node_cost in (item.values.get("nodecost") or {}).items():
-        if not node_cost > 0:
-            raise ConfigError(f"connection cost must be positive for {node}")
-
-
-def _tls_name(item: ConfigItem, key: str = "tls") -> None:
-    """TLS configs arrive with the TLS issue; until then every name is unknown."""
-    name = item.values.get(key)
-    if name:
-        raise ConfigError(f"unknown TLS config {name}")
-
-
 class Daemon:
     """One run of ``receptor`` with a parsed command line."""
 
@@ -104,28 +123,36 @@ class Daemon:
         self._snapshot: list[tuple[str, str]] | None = None
         self._signal: int | None = None
         self._wake = threading.Event()
+        #: The named tls-server / tls-client configs (filled by the TLS component).
+        self.tls = TLSRegistry()
+        self.components: list[Component] = [cls(self) for cls in _component_classes()]
 
     # ------------------------------------------------------------------ phases
 
-    def _handlers(self, phase: str) -> dict[str, Callable[[ConfigItem], None]]:
-        handlers: dict[str, dict[str, Callable[[ConfigItem], None]]] = {
+    def _core_handlers(self) -> dict[str, dict[str, Handler]]:
+        return {
             "init": {
                 "node": self._init_node,
                 "log-level": self._init_log_level,
             },
-            "prepare": {
-                "tcp-listener": self._prepare_backend,
-                "tcp-peer": self._prepare_backend,
-            },
             "run": {
-                "tcp-listener": self._run_tcp_listener,
-                "tcp-peer": self._run_tcp_peer,
                 "local-only": self._run_local_only,
                 "control-service": self._run_control,
                 "version": self._run_version,
             },
         }
-        return handlers[phase]
+
+    def _handlers(self, phase: str) -> dict[str, Handler]:
+        table = dict(self._core_handlers().get(phase, {}))
+        for component in self.components:
+            table.update(component.handlers().get(phase, {}))
+        return table
+
+    def reloadable(self) -> frozenset[str]:
+        names = {"local-only"}
+        for component in self.components:
+            names.update(component.reloadable)
+        return frozenset(names)
 
     def implemented(self) -> frozenset[str]:
         names = set(_NO_OP)
@@ -194,34 +221,19 @@ class Daemon:
 
     # ------------------------------------------------------------------ backends
 
-    def _prepare_backend(self, item: ConfigItem) -> None:
-        _check_costs(item)
-
-    def _info(self, item: ConfigItem) -> BackendInfo:
+    def add_backend(self, backend: Backend, item: ConfigItem) -> None:
+        """Start ``backend`` with the connection settings of ``item`` (cost, nodecost, ...)."""
+        assert self.netceptor is not None
         peers = item.values.get("allowedpeers")
-        return BackendInfo(
+        info = BackendInfo(
             cost=item.values.get("cost", 1.0),  # local-only has no cost field
             node_cost=dict(item.values.get("nodecost") or {}),
             allowed_peers=None if peers is None else tuple(peers),
         )
-
-    def _add_backend(self, backend: Backend, item: ConfigItem) -> None:
-        assert self.netceptor is not None
-        self.netceptor.add_backend(backend, self._info(item))
-
-    def _run_tcp_listener(self, item: ConfigItem) -> None:
-        _tls_name(item)
-        listener = TCPListener(item.values["bindaddr"], item.values["port"])
-        self._add_backend(listener, item)
-
-    def _run_tcp_peer(self, item: ConfigItem) -> None:
-        address = item.values["address"]
-        split_host_port(address)
-        _tls_name(item)
-        self._add_backend(TCPDialer(address, item.values["redial"]), item)
+        self.netceptor.add_backend(backend, info)
 
     def _run_local_only(self, item: ConfigItem) -> None:
-        self._add_backend(NullBackend(), item)
+        self.add_backend(NullBackend(), item)
 
     # ------------------------------------------------------------------ control service
 
@@ -232,9 +244,9 @@ class Daemon:
         if not (service or values.get("filename") or values.get("tcplisten")):
             raise ConfigError("no listeners specified")
         if values.get("tls"):
-            _tls_name(item)
+            self.tls.server(values["tls"])
         if values.get("tcplisten") and values.get("tcptls"):
-            _tls_name(item, "tcptls")
+            self.tls.server(values["tcptls"])
         if self.control is None:
             self.control = ControlServer(
                 self.netceptor,
@@ -287,11 +299,18 @@ class Daemon:
         change = reload_changes(self._snapshot or [], snapshot)
         if change is not None:
             return f"{change} ERRORCODE 3"
+        try:
+            for component in self.components:
+                component.before_reload(items)
+        except (ConfigError, ReceptorError) as err:
+            return f"{err} ERRORCODE 4"
         self.netceptor.cancel_backends()
+        reloadable = self.reloadable()
+        run = self._handlers("run")
         try:
             for item in items:
-                handler = self._handlers("run").get(item.entity.name)
-                if item.entity.name in RELOADABLE and handler is not None:
+                handler = run.get(item.entity.name)
+                if item.entity.name in reloadable and handler is not None:
                     handler(item)
         except (ConfigError, ReceptorError) as err:
             return f"{err} ERRORCODE 4"
@@ -300,9 +319,12 @@ class Daemon:
     def _reload_items(self) -> list[ConfigItem]:
         items = parse_command_line(self.argv).items
         self._check_implemented(items)
+        reloadable = self.reloadable()
+        prepare = self._handlers("prepare")
         for item in items:
-            if item.entity.name in RELOADABLE:
-                self._prepare_backend(item)
+            handler = prepare.get(item.entity.name)
+            if item.entity.name in reloadable and handler is not None:
+                handler(item)
         return items
 
     # ------------------------------------------------------------------ running
@@ -353,6 +375,8 @@ class Daemon:
         signal.signal(signal.SIGHUP, hangup)
 
     def stop(self) -> None:
+        for component in reversed(self.components):
+            component.stop()
         if self.control is not None:
             self.control.stop()
             self.control = None
