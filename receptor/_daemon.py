@@ -76,9 +76,12 @@ class Component:
 def _component_classes() -> list[type[Component]]:
     """Every component, in the order their handlers are merged (imported late: they import us)."""
     from receptor.backends._component import BackendEntities
+    from receptor.certificates._component import CertificateEntities
     from receptor.netceptor._tls_component import TLSEntities
+    from receptor.services._component import ServiceEntities
+    from receptor.workceptor._component import WorkEntities
 
-    return [TLSEntities, BackendEntities]
+    return [CertificateEntities, TLSEntities, BackendEntities, ServiceEntities, WorkEntities]
 
 
 class ExitRequest(Exception):

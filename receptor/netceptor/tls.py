@@ -2,31 +2,70 @@
 
 The registry is filled in the ``prepare`` phase by the TLS component and read by everything
 that takes a ``tls=`` / ``tlsserver=`` / ``tlsclient=`` name: backends, the control service,
-proxy services and mesh stream services.
+proxy services and mesh stream services (whose QUIC TLS uses the raw materials, not the
+``ssl`` contexts).
 """
 
+import socket
 import ssl
-from typing import Any
+from dataclasses import dataclass
 
-from receptor._errors import ConfigError
+from receptor._errors import ConfigError, ReceptorError
+
+
+class TLSPeerError(ReceptorError):
+    """The peer's certificate failed one of receptor's own checks (pin, node ID, ...)."""
+
+
+@dataclass
+class ServerTLS:
+    """A loaded ``tls-server`` config."""
+
+    name: str
+    context: ssl.SSLContext
+
+    def wrap(self, sock: socket.socket) -> ssl.SSLSocket:
+        """Server-side handshake on an accepted socket, then receptor's own peer checks."""
+        raise NotImplementedError
+
+    def check_peer(self, der_chain: list[bytes]) -> None:
+        """Receptor's checks beyond the ``ssl`` module's (pinned client certs): TLSPeerError."""
+        raise NotImplementedError
+
+
+@dataclass
+class ClientTLS:
+    """A loaded ``tls-client`` config."""
+
+    name: str
+    context: ssl.SSLContext
+
+    def wrap(
+        self, sock: socket.socket, server_name: str, node_id: str | None = None
+    ) -> ssl.SSLSocket:
+        """Client handshake verifying ``server_name`` (and ``node_id`` where wire.md §12.5 asks)."""
+        raise NotImplementedError
+
+    def check_peer(self, der_chain: list[bytes], node_id: str | None = None) -> None:
+        """Receptor's checks beyond the ``ssl`` module's (pins, node ID): TLSPeerError."""
+        raise NotImplementedError
 
 
 class TLSRegistry:
     """The named TLS configs of one daemon."""
 
     def __init__(self) -> None:
-        self.servers: dict[str, Any] = {}
-        self.clients: dict[str, Any] = {}
+        self.servers: dict[str, ServerTLS] = {}
+        self.clients: dict[str, ClientTLS] = {}
 
-    def server(self, name: str) -> ssl.SSLContext:
-        """The server context for a ``tls-server`` name; ConfigError if none has that name."""
+    def server(self, name: str) -> ServerTLS:
+        """The ``tls-server`` of that name; ConfigError if there is none."""
         if name not in self.servers:
             raise ConfigError(f"unknown TLS config {name}")
-        context: ssl.SSLContext = self.servers[name]
-        return context
+        return self.servers[name]
 
-    def client(self, name: str) -> Any:
-        """The client config for a ``tls-client`` name; ConfigError if none has that name."""
+    def client(self, name: str) -> ClientTLS:
+        """The ``tls-client`` of that name; ConfigError if there is none."""
         if name not in self.clients:
             raise ConfigError(f"unknown TLS config {name}")
         return self.clients[name]

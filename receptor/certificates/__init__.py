@@ -1,0 +1,1 @@
+"""Certificate tooling: cert-init, cert-makereq, cert-signreq (certs.md)."""

@@ -1,0 +1,1 @@
+"""Proxy services: tunnel local TCP, UDP and Unix sockets over the mesh (config.md §3.12)."""

@@ -1,0 +1,1 @@
+"""Workceptor: units of work, local and remote (work.md)."""
