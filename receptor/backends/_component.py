@@ -1,8 +1,13 @@
 """The daemon component for the backend entities (``tcp-*``, ``udp-*``, ``ws-*``)."""
 
+import urllib.parse
+
 from receptor._daemon import Component, Handler
 from receptor._errors import ConfigError
+from receptor._log import logger
 from receptor.backends.tcp import TCPDialer, TCPListener, split_host_port
+from receptor.backends.udp import UDPDialer, UDPListener
+from receptor.backends.websocket import WebSocketDialer, WebSocketListener
 from receptor.config import ConfigItem
 
 
@@ -13,6 +18,19 @@ def check_costs(item: ConfigItem) -> None:
     for node, node_cost in (item.values.get("nodecost") or {}).items():
         if not node_cost > 0:
             raise ConfigError(f"connection cost must be positive for {node}")
+
+
+def check_ws_peer(item: ConfigItem) -> None:
+    """Upstream's ``ws-peer`` Prepare: costs, the URL must parse, the header needs a ``:``."""
+    check_costs(item)
+    address = item.values["address"]
+    try:
+        _ = urllib.parse.urlsplit(address).port
+    except ValueError as err:
+        raise ConfigError(f"address {address} is not a valid URL: {err}") from None
+    header = item.values.get("extraheader")
+    if header and ":" not in header:
+        raise ConfigError("extra header must be in the form key:value")
 
 
 class BackendEntities(Component):
@@ -27,22 +45,68 @@ class BackendEntities(Component):
             "prepare": {
                 "tcp-listener": check_costs,
                 "tcp-peer": check_costs,
+                "udp-listener": check_costs,
+                "udp-peer": check_costs,
+                "ws-listener": check_costs,
+                "ws-peer": check_ws_peer,
             },
             "run": {
                 "tcp-listener": self._run_tcp_listener,
                 "tcp-peer": self._run_tcp_peer,
+                "udp-listener": self._run_udp_listener,
+                "udp-peer": self._run_udp_peer,
+                "ws-listener": self._run_ws_listener,
+                "ws-peer": self._run_ws_peer,
             },
         }
 
     def _run_tcp_listener(self, item: ConfigItem) -> None:
-        if item.values.get("tls"):
-            self.daemon.tls.server(item.values["tls"])
-        listener = TCPListener(item.values["bindaddr"], item.values["port"])
+        name = item.values.get("tls")
+        tls = self.daemon.tls.server(name) if name else None
+        listener = TCPListener(item.values["bindaddr"], item.values["port"], tls)
         self.daemon.add_backend(listener, item)
 
     def _run_tcp_peer(self, item: ConfigItem) -> None:
         address = item.values["address"]
         split_host_port(address)
-        if item.values.get("tls"):
-            self.daemon.tls.client(item.values["tls"])
-        self.daemon.add_backend(TCPDialer(address, item.values["redial"]), item)
+        name = item.values.get("tls")
+        tls = self.daemon.tls.client(name) if name else None
+        self.daemon.add_backend(TCPDialer(address, item.values["redial"], tls), item)
+
+    def _run_udp_listener(self, item: ConfigItem) -> None:
+        listener = UDPListener(item.values["bindaddr"], item.values["port"])
+        self.daemon.add_backend(listener, item)
+
+    def _run_udp_peer(self, item: ConfigItem) -> None:
+        address = item.values["address"]
+        try:
+            dialer = UDPDialer(address, item.values["redial"])
+        except ConfigError as err:
+            logger.error("Error creating peer %s: %s", address, err)
+            raise
+        self.daemon.add_backend(dialer, item)
+
+    def _run_ws_listener(self, item: ConfigItem) -> None:
+        name = item.values.get("tls")
+        tls = self.daemon.tls.server(name) if name else None
+        values = item.values
+        listener = WebSocketListener(values["bindaddr"], values["port"], values["path"], tls)
+        self.daemon.add_backend(listener, item)
+
+    def _run_ws_peer(self, item: ConfigItem) -> None:
+        """A ``wss://`` URL without ``tls=`` looks up the built-in client config ``default``,
+        which upstream cannot use: startup fails as there (config.md §3.8 quirk)."""
+        values = item.values
+        address = values["address"]
+        name = values.get("tls")
+        if not name and urllib.parse.urlsplit(address).scheme == "wss":
+            name = "default"
+        try:
+            tls = self.daemon.tls.client(name) if name else None
+        except ConfigError:
+            if name == "default":
+                raise ConfigError("pinned fingerprints missing for default") from None
+            raise
+        secure_tls = tls if urllib.parse.urlsplit(address).scheme == "wss" else None
+        dialer = WebSocketDialer(address, values["redial"], values.get("extraheader"), secure_tls)
+        self.daemon.add_backend(dialer, item)

@@ -1,10 +1,11 @@
-"""A session over a stream socket, carrying messages with the 2-byte framing of wire.md §1.1.
+"""Sessions over a stream socket: the queued, back-pressured send side they share, and the
+2-byte framing of wire.md §1.1 (:class:`StreamSession`, the TCP backend's session).
 
-Writes take a fast path: when nothing is queued the calling thread hands the frame to the
-kernel at once with a non-blocking ``send`` (no thread hop, which is most of a ping's round
-trip). Whatever the kernel does not take goes to a bounded queue that the session's writer
-thread drains, coalescing queued frames into one ``sendall``; a full queue makes senders
-wait (back-pressure) rather than grow memory without bound.
+Writes take a fast path where the socket allows it: when nothing is queued the calling thread
+hands the frame to the kernel at once with a non-blocking ``send`` (no thread hop, which is
+most of a ping's round trip). Whatever the kernel does not take goes to a bounded queue that
+the session's writer thread drains, coalescing queued frames into one ``sendall``; a full
+queue makes senders wait (back-pressure) rather than grow memory without bound.
 
 Reads happen only on the session's reader thread (the one running the mesh protocol), with
 ``poll`` for the timeout so that the socket itself stays blocking for the writer.
@@ -29,8 +30,24 @@ CLOSE_FLUSH_TIMEOUT = 1.0
 READ_SIZE = 65536
 
 
-class StreamSession:
-    """One framed stream connection; see the module docstring for the threading rules."""
+def raw_shutdown(sock: socket.socket) -> None:
+    """Shut the descriptor down (waking its blocked reader and writer) without touching an
+    ``ssl.SSLSocket``'s TLS state: that stays usable for the writer thread, which is what
+    ``SSLSocket.shutdown`` would break. Errors (already closed, not connected) are ignored."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class QueuedSession:
+    """The send side and the closing of a session on a stream socket, for subclasses that
+    encode messages into frames and read them back (see the module docstring)."""
+
+    #: Whether ``send`` may hand a frame straight to the kernel when nothing is queued.
+    #: Subclasses whose socket may be an ``ssl.SSLSocket`` (no ``MSG_DONTWAIT``, no send
+    #: beside the writer's) turn it off.
+    direct_send = True
 
     def __init__(self, sock: socket.socket, description: str) -> None:
         self.description = description
@@ -40,14 +57,12 @@ class StreamSession:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._poller = select.poll()
         self._poller.register(sock.fileno(), select.POLLIN)
-        self._framer = codec.Framer()
-        self._frames: collections.deque[bytes] = collections.deque()
         self._cond = threading.Condition()
         self._pending: collections.deque[bytes] = collections.deque()
         self._pending_bytes = 0
         self._writing = False
         self._closing = False
-        self._fd_closed = False
+        self._released = False
         self._write_error: OSError | None = None
         self._writer = threading.Thread(
             target=self._write_loop, name=f"writer {description}", daemon=True
@@ -56,14 +71,19 @@ class StreamSession:
 
     # ------------------------------------------------------------------ sending
 
-    def send(self, message: bytes, wait: bool = True) -> None:
-        data = codec.frame(message)
+    def _refuses_sends(self) -> bool:
+        """Whether ``send`` must fail as closed; the caller holds ``_cond``."""
+        return self._closing
+
+    def _enqueue(self, data: bytes, wait: bool) -> None:
+        """Send one encoded frame: directly if possible, else through the writer's queue,
+        waiting for room (at most ``SEND_TIMEOUT``) unless ``wait`` is false."""
         with self._cond:
-            if self._closing:
+            if self._refuses_sends():
                 raise ConnectionError("session is closed")
             if self._write_error is not None:
                 raise self._write_error
-            if not self._pending and not self._writing:
+            if self.direct_send and not self._pending and not self._writing:
                 try:
                     sent = self._sock.send(data, socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
@@ -79,9 +99,13 @@ class StreamSession:
                 if self._closing or remaining <= 0:
                     raise ConnectionError("session send queue is stuck")
                 self._cond.wait(remaining)
-            self._pending.append(data)
-            self._pending_bytes += len(data)
-            self._cond.notify_all()
+            self._queue(data)
+
+    def _queue(self, data: bytes) -> None:
+        """Append to the writer's queue; the caller holds ``_cond``."""
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        self._cond.notify_all()
 
     def _write_loop(self) -> None:
         while True:
@@ -97,19 +121,55 @@ class StreamSession:
                 self._cond.notify_all()
             try:
                 self._sock.sendall(batch)
-            except OSError as err:
+            except (OSError, ValueError) as err:
                 with self._cond:
-                    self._write_error = err
+                    self._write_error = err if isinstance(err, OSError) else OSError(str(err))
                     self._writing = False
                     self._pending.clear()
                     self._cond.notify_all()
-                self._shutdown()
+                raw_shutdown(self._sock)
                 return
             with self._cond:
                 self._writing = False
                 self._cond.notify_all()
 
-    # ------------------------------------------------------------------ receiving
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Flush what is queued (briefly), then shut the connection down.
+
+        Any thread may call this; it wakes the reader. The descriptor itself is closed
+        once the writer has finished, so a reader polling it never sees a reused number.
+        """
+        with self._cond:
+            first = not self._closing
+            self._closing = True
+            self._cond.notify_all()
+        if first and threading.current_thread() is not self._writer:
+            self._writer.join(CLOSE_FLUSH_TIMEOUT)
+        raw_shutdown(self._sock)
+
+    def release(self) -> None:
+        """Close the descriptor; only the thread that ran the session calls this, at the end."""
+        self.close()
+        self._writer.join(CLOSE_FLUSH_TIMEOUT)
+        with self._cond:
+            if self._released:
+                return
+            self._released = True
+        self._sock.close()
+
+
+class StreamSession(QueuedSession):
+    """One framed stream connection; see the module docstring for the threading rules."""
+
+    def __init__(self, sock: socket.socket, description: str) -> None:
+        self._framer = codec.Framer()
+        self._frames: collections.deque[bytes] = collections.deque()
+        super().__init__(sock, description)
+
+    def send(self, message: bytes, wait: bool = True) -> None:
+        self._enqueue(codec.frame(message), wait)
 
     def recv(self, timeout: float) -> bytes | None:
         if self._frames:
@@ -133,35 +193,3 @@ class StreamSession:
             if frames:
                 self._frames.extend(frames)
                 return self._frames.popleft()
-
-    # ------------------------------------------------------------------ closing
-
-    def close(self) -> None:
-        """Flush what is queued (briefly), then shut the connection down.
-
-        Any thread may call this; it wakes the reader. The descriptor itself is closed
-        once the writer has finished, so a reader polling it never sees a reused number.
-        """
-        with self._cond:
-            first = not self._closing
-            self._closing = True
-            self._cond.notify_all()
-        if first and threading.current_thread() is not self._writer:
-            self._writer.join(CLOSE_FLUSH_TIMEOUT)
-        self._shutdown()
-
-    def release(self) -> None:
-        """Close the descriptor; only the session's reader thread calls this, at the end."""
-        self.close()
-        self._writer.join(CLOSE_FLUSH_TIMEOUT)
-        with self._cond:
-            if self._fd_closed:
-                return
-            self._fd_closed = True
-        self._sock.close()
-
-    def _shutdown(self) -> None:
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
