@@ -6,11 +6,16 @@ set, and returns the reply object (a dict; the session sorts its keys as Go does
 """
 
 import os
+import socket
+import threading
 from collections.abc import Mapping
 from typing import Any
 
+from receptor._errors import MeshError
 from receptor._goduration import format_duration
-from receptor.controlsvc._session import CommandError, ControlSession, Handler
+from receptor._log import logger
+from receptor.controlsvc._session import TAKEN_OVER, CommandError, ControlSession, Handler
+from receptor.netceptor import Conn, ServiceUnknownError
 
 _STATUS_FIELDS = (
     "Advertisements",
@@ -109,7 +114,7 @@ def reload(session: ControlSession, params: str | None, request: Mapping[str, An
 
 
 def connect(session: ControlSession, params: str | None, request: Mapping[str, Any] | None) -> Any:
-    """Validate a connect request; the stream bridge itself comes with the stream layer."""
+    """Dial a mesh stream and turn this control connection into a pipe to it (§3.4)."""
     if request is None:
         tokens = (params or "").split(" ") if params else []
         if len(tokens) < 2:
@@ -128,8 +133,12 @@ def connect(session: ControlSession, params: str | None, request: Mapping[str, A
             raise CommandError("connect tls name must be string")
         tls = tls_value
     netceptor = session.server.netceptor
+    client_tls = None
     if tls:
-        raise CommandError(f"unknown TLS config {tls}")
+        registry = getattr(session.server, "tls_registry", None)
+        if registry is None or tls not in registry.clients:
+            raise CommandError(f"unknown TLS config {tls}")
+        client_tls = registry.clients[tls]
     if node.lower() == "localhost":
         node = netceptor.node_id
     if node == netceptor.node_id:
@@ -137,9 +146,59 @@ def connect(session: ControlSession, params: str | None, request: Mapping[str, A
             raise CommandError("INTERNAL_ERROR (local): service unknown")
     elif node not in netceptor.routes():
         raise CommandError("INTERNAL_ERROR (local): no route to node")
-    raise CommandError(
-        f"cannot connect to {node}:{service}: stream connections are not supported by this node yet"
-    )
+    try:
+        conn = netceptor.dial(node, service, tls=client_tls)
+    except ServiceUnknownError:
+        raise CommandError("context canceled") from None
+    except TimeoutError:
+        raise CommandError("timeout: handshake did not complete in time") from None
+    except (OSError, MeshError) as err:
+        raise CommandError(str(err)) from None
+    session.write("Connecting\n")
+    _bridge(session, conn)
+    return TAKEN_OVER
+
+
+#: Each direction of a ``connect`` pipe is copied in pieces of at most this size.
+BRIDGE_CHUNK = 65536
+
+
+def _bridge(session: ControlSession, conn: Conn) -> None:
+    """Copy bytes both ways until the remote side ends (control.md §3.4).
+
+    Client EOF half-closes the stream (FIN) and the remote side keeps flowing; remote EOF
+    or an error ends the whole control connection (the server closes it after we return).
+    """
+    client = session.sock
+
+    def upstream() -> None:
+        try:
+            if session.buffered:
+                conn.sendall(bytes(session.buffered))
+                session.buffered.clear()
+            while data := client.recv(BRIDGE_CHUNK):
+                conn.sendall(data)
+        except OSError as err:
+            logger.debug("connect: client side ended: %s", err)
+        try:
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=upstream, name="control-connect", daemon=True)
+    thread.start()
+    try:
+        while data := conn.recv(BRIDGE_CHUNK):
+            client.sendall(data)
+    except OSError as err:
+        logger.debug("connect: remote side ended: %s", err)
+    finally:
+        try:
+            client.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        thread.join(5.0)
+        conn.close()
 
 
 def _json_string(request: Mapping[str, Any], key: str, missing: str, name: str) -> str:

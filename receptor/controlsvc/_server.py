@@ -18,7 +18,8 @@ from receptor._errors import ConfigError, ReceptorError
 from receptor._log import logger
 from receptor.backends.tcp import listen_tcp
 from receptor.controlsvc._session import ControlSession, Handler
-from receptor.netceptor import CONN_TYPE_STREAM, CONN_TYPE_STREAM_TLS, Netceptor, PacketConn
+from receptor.netceptor import Conn, Listener, Netceptor
+from receptor.netceptor.tls import ServerTLS, TLSPeerError, TLSRegistry
 
 
 class ControlServiceError(ReceptorError):
@@ -79,10 +80,15 @@ class ControlServer:
         #: Returns None on success or upstream's error text (with ``ERRORCODE n``).
         self.reload_handler = reload_handler
         self.commands: dict[str, Handler] = standard_commands()
+        #: The daemon's named TLS configs (``connect`` looks tls-clients up there).
+        self.tls_registry: TLSRegistry | None = None
         self._lock = threading.Lock()
         self._unix: list[_UnixListener] = []
         self._listeners: dict[socket.socket, str] = {}
-        self._mesh: list[PacketConn] = []
+        self._listener_tls: dict[socket.socket, ServerTLS] = {}
+        self._mesh: list[Listener] = []
+        self._mesh_threads: list[threading.Thread] = []
+        self._mesh_clients: dict[Conn, threading.Thread] = {}
         self._clients: dict[socket.socket, threading.Thread] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._selector = selectors.DefaultSelector()
@@ -106,8 +112,13 @@ class ControlServer:
             self._unix.append(listener)
         self._add_listener(listener.sock, "unix")
 
-    def listen_tcp(self, address: str) -> socket.socket:
-        """``port`` or ``host:port`` (upstream: no colon means ``0.0.0.0:<port>``)."""
+    def listen_tcp(self, address: str, tls: ServerTLS | None = None) -> socket.socket:
+        """``port`` or ``host:port`` (upstream: no colon means ``0.0.0.0:<port>``).
+
+        With ``tls`` each client must complete the TLS handshake within 10 s of being
+        accepted (control.md §1), else it is logged and closed. The ``ServerTLS`` is read
+        at every accept, so certificates re-read by ``reload`` apply to new clients.
+        """
         host, _, port_text = address.rpartition(":") if ":" in address else ("0.0.0.0", "", address)
         if not port_text.isdigit() or int(port_text) > 65535:
             raise ControlServiceError(f"listen tcp: address tcp/{port_text}: unknown port")
@@ -115,23 +126,61 @@ class ControlServer:
             sock = listen_tcp(host, int(port_text))
         except ConfigError as err:
             raise ControlServiceError(str(err)) from None
-        self._add_listener(sock, "tcp")
+        if tls is not None:
+            with self._lock:
+                self._listener_tls[sock] = tls
+        self._add_listener(sock, "tcp" if tls is None else "tls")
         return sock
 
-    def listen_mesh(self, service: str, tls: bool = False) -> None:
-        """Register and advertise the control service on the mesh.
+    def listen_mesh(self, service: str, tls: ServerTLS | None = None) -> None:
+        """Serve control sessions on mesh streams to ``service`` (control.md §1).
 
-        Streams to it arrive with the stream layer; until then its datagrams are dropped.
+        Advertised with tags ``{"type": "Control Service"}``; with ``tls`` the service is
+        a TLS one (ConnType 2). Each accepted stream gets its own session thread, as
+        socket clients do.
         """
-        conn = self.netceptor.listen_packet(
-            service,
-            advertise=True,
-            conn_type=CONN_TYPE_STREAM_TLS if tls else CONN_TYPE_STREAM,
-            tags={"type": "Control Service"},
-            inbox_limit=0,
+        listener = self.netceptor.listen(
+            service, tls=tls, advertise=True, tags={"type": "Control Service"}
         )
+        thread = threading.Thread(
+            target=self._accept_mesh, args=(listener,), name=f"control-mesh-{service}"
+        )
+        thread.daemon = True
         with self._lock:
-            self._mesh.append(conn)
+            self._mesh.append(listener)
+            self._mesh_threads.append(thread)
+        thread.start()
+
+    def _accept_mesh(self, listener: Listener) -> None:
+        while True:
+            try:
+                conn = listener.accept()
+            except OSError:
+                return  # the listener was closed
+            thread = threading.Thread(target=self._serve_mesh, args=(conn,), name="control-session")
+            thread.daemon = True
+            with self._lock:
+                if self._stopping:
+                    conn.close()
+                    return
+                self._mesh_clients[conn] = thread
+            thread.start()
+
+    def _serve_mesh(self, conn: Conn) -> None:
+        logger.debug(
+            "Client connected to control service from %s:%s", conn.remote_node, conn.remote_service
+        )
+        try:
+            ControlSession(self, conn, "mesh").run()  # type: ignore[arg-type]
+        except OSError as err:
+            logger.debug("Control session ended: %s", err)
+        except Exception:
+            logger.exception("Control session failed")
+        finally:
+            with self._lock:
+                self._mesh_clients.pop(conn, None)
+            conn.close()
+            logger.debug("Client disconnected from control service")
 
     def _add_listener(self, sock: socket.socket, transport: str) -> None:
         with self._lock:
@@ -158,7 +207,9 @@ class ControlServer:
                     continue
                 transport = self._listeners.get(sock, "tcp")
                 thread = threading.Thread(
-                    target=self._serve, args=(client, transport), name="control-session"
+                    target=self._serve,
+                    args=(client, transport, self._listener_tls.get(sock)),
+                    name="control-session",
                 )
                 thread.daemon = True
                 with self._lock:
@@ -168,7 +219,12 @@ class ControlServer:
                     self._clients[client] = thread
                 thread.start()
 
-    def _serve(self, client: socket.socket, transport: str) -> None:
+    def _serve(self, client: socket.socket, transport: str, tls: ServerTLS | None = None) -> None:
+        if tls is not None:
+            wrapped = self._handshake(client, tls)
+            if wrapped is None:
+                return
+            client = wrapped
         logger.debug("Client connected to control service")
         try:
             ControlSession(self, client, transport).run()
@@ -182,12 +238,35 @@ class ControlServer:
             client.close()
             logger.debug("Client disconnected from control service")
 
+    def _handshake(self, client: socket.socket, tls: ServerTLS) -> socket.socket | None:
+        """The TLS socket of a control client, or None (closed; ``handshake`` logged why).
+
+        The registry entry moves to the TLS socket first, so ``stop`` can abort the
+        handshake."""
+        try:
+            peer = client.getpeername()
+            address = f"{peer[0]}:{peer[1]}"
+        except (OSError, IndexError, TypeError):
+            address = "control client"
+        with self._lock:
+            thread = self._clients.pop(client, None)
+            wrapped = tls.socket(client)
+            if thread is not None:
+                self._clients[wrapped] = thread
+        try:
+            return tls.handshake(wrapped, address)
+        except (OSError, TLSPeerError):
+            with self._lock:
+                self._clients.pop(wrapped, None)
+            return None
+
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
             listeners = list(self._listeners)
             unix = list(self._unix)
             mesh = list(self._mesh)
+            mesh_threads = list(self._mesh_threads)
             clients = dict(self._clients)
         self._wake_w.send(b"x")
         self._thread.join()
@@ -197,14 +276,20 @@ class ControlServer:
             listener.close()
         for sock in listeners:
             sock.close()
-        for conn in mesh:
+        for mesh_listener in mesh:
+            mesh_listener.close()
+        for thread in mesh_threads:
+            thread.join(5.0)
+        with self._lock:
+            mesh_clients = dict(self._mesh_clients)
+        for conn in mesh_clients:
             conn.close()
         for client in clients:
             try:
                 client.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        for thread in clients.values():
+        for thread in [*clients.values(), *mesh_clients.values()]:
             thread.join(5.0)
         self._selector.close()
         self._wake_r.close()

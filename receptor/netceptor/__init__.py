@@ -12,6 +12,13 @@ from receptor.netceptor._messages import (
 )
 from receptor.netceptor._node import Netceptor, PingResult
 from receptor.netceptor._packetconn import PacketConn
+from receptor.netceptor._streams import (
+    Conn,
+    HandshakeError,
+    Listener,
+    ServiceUnknownError,
+    StreamError,
+)
 
 __all__ = [
     "CONN_TYPE_DATAGRAM",
@@ -21,13 +28,18 @@ __all__ = [
     "Backend",
     "BackendInfo",
     "BackendSession",
+    "Conn",
     "FirewallRule",
+    "HandshakeError",
+    "Listener",
     "Netceptor",
     "PacketConn",
     "PingResult",
     "RoutingUpdate",
     "ServiceAdvertisement",
+    "ServiceUnknownError",
     "SessionClosed",
+    "StreamError",
     "UnreachableMessage",
     "parse_rules",
 ]

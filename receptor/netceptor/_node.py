@@ -21,9 +21,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from receptor._core import codec
 from receptor._core.highwayhash import node_hash
@@ -46,6 +46,10 @@ from receptor.netceptor._messages import (
 )
 from receptor.netceptor._packetconn import INBOX_LIMIT, PacketConn
 from receptor.netceptor._scheduler import Debounced, Scheduler
+
+if TYPE_CHECKING:
+    from receptor.netceptor._streams import Conn, Listener, StreamEngine
+    from receptor.netceptor.tls import ClientTLS, ServerTLS
 
 ROUTE_UPDATE_PERIOD = 10.0
 SERVICE_AD_PERIOD = 60.0
@@ -134,6 +138,7 @@ class Netceptor:
         self._remote_ads: dict[str, dict[str, ServiceAdvertisement]] = {}
         self._work_commands: list[WorkCommand] = []
         self._backends: list[Backend] = []
+        self._streams: StreamEngine | None = None
         self.backend_count = 0
         self._done = threading.Event()
         self.add_name(node_id)
@@ -205,6 +210,8 @@ class Netceptor:
             services = list(self._services.values())
         for conn in services:
             conn.close()
+        if self._streams is not None:
+            self._streams.stop()
 
     # ----------------------------------------------------------------- session protocol
 
@@ -511,15 +518,19 @@ class Netceptor:
         to_service: str,
         payload: bytes,
         hops_to_live: int | None = None,
+        wait: bool = True,
     ) -> None:
-        """Originate one data message (wire.md §9); local problems raise ``MeshError``."""
+        """Originate one data message (wire.md §9); local problems raise ``MeshError``.
+
+        ``wait=False`` drops the message when the next hop's send queue is full instead of
+        waiting (the stream layer's datagrams: QUIC retransmits them)."""
         if len(from_service.encode()) > 8 or len(to_service.encode()) > 8:
             raise MeshError("service name too long")
         if to_node.lower() == "localhost":
             to_node = self.node_id
         self.add_name(to_node)
         hops = self.max_forwarding_hops if hops_to_live is None else hops_to_live
-        self._dispatch(hops, self.node_id, to_node, from_service, to_service, payload, None)
+        self._dispatch(hops, self.node_id, to_node, from_service, to_service, payload, None, wait)
 
     def _dispatch(
         self,
@@ -530,6 +541,7 @@ class Netceptor:
         to_service: str,
         payload: bytes,
         frame: bytes | None,
+        wait: bool = True,
     ) -> None:
         if self._firewall:
             action = decide(self._firewall, from_node, to_node, from_service, to_service)
@@ -581,7 +593,7 @@ class Netceptor:
             )
         else:
             message = codec.with_hops(frame, hops - 1)
-        conn_out.send(message)
+        conn_out.send(message, wait)
 
     def _send_unreachable(
         self, from_node: str, to_node: str, from_service: str, to_service: str, problem: str
@@ -614,10 +626,13 @@ class Netceptor:
         conn_type: int = 0,
         tags: dict[str, str] | None = None,
         inbox_limit: int = INBOX_LIMIT,
+        factory: Callable[["Netceptor", str, int, int], PacketConn] | None = None,
     ) -> PacketConn:
         """Register a datagram service (``""`` = ephemeral name); wire.md §13.
 
         ``inbox_limit`` bounds the datagrams held for a slow reader (0 drops them all).
+        ``factory`` builds the conn instead of ``PacketConn`` (the stream layer's endpoints
+        take datagrams straight from the session reader, without a queue).
         """
         with self._lock:
             if not service:
@@ -629,13 +644,41 @@ class Netceptor:
                 raise MeshError(f"service name {service} too long")
             elif service in RESERVED_SERVICES or service in self._services:
                 raise MeshError(f"service {service} is already listening")
-            conn = PacketConn(self, service, self.max_forwarding_hops, inbox_limit)
+            conn = (factory or PacketConn)(self, service, self.max_forwarding_hops, inbox_limit)
             self._services[service] = conn
             if advertise:
                 self._local_ads[service] = (conn_type, tags)
         if advertise:
             self._service_ads.request()
         return conn
+
+    def _stream_engine(self) -> "StreamEngine":
+        with self._lock:
+            if self._streams is None:
+                from receptor.netceptor._streams import StreamEngine
+
+                self._streams = StreamEngine(self)
+            return self._streams
+
+    def listen(
+        self,
+        service: str,
+        tls: "ServerTLS | None" = None,
+        advertise: bool = True,
+        tags: dict[str, str] | None = None,
+    ) -> "Listener":
+        """Accept mesh stream connections on ``service`` (``""`` = ephemeral); wire.md §14."""
+        return self._stream_engine().listen(service, tls, advertise, tags)
+
+    def dial(
+        self,
+        node: str,
+        service: str,
+        tls: "ClientTLS | None" = None,
+        timeout: float | None = None,
+    ) -> "Conn":
+        """Open a mesh stream to ``node:service`` (wire.md §14.3)."""
+        return self._stream_engine().dial(node, service, tls, timeout)
 
     def unregister(self, conn: PacketConn) -> None:
         """Remove a closed PacketConn; flood a cancel ad if it was advertised."""
