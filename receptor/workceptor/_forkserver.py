@@ -1,0 +1,118 @@
+"""The runner fork server: starts command runners in milliseconds instead of a new Python.
+
+Starting a fresh interpreter for every unit costs tens of milliseconds; forking this small,
+single-threaded helper (started once by the daemon, standard library only) costs about one.
+Each request is one JSON line ``{"unitdir","command","params","loglevel"}``; the server forks,
+the child becomes a session leader and runs :func:`_runner.run`, and the server answers
+``<pid>\\n`` with a pidfd of the child attached (SCM_RIGHTS), so the daemon can watch it with
+no PID-reuse race. The server reaps its children and exits when the daemon's end closes
+(runners live on: they are in sessions of their own).
+"""
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+if __package__:
+    from receptor.workceptor import _runner
+else:  # run as a script by path (python -I does not put its folder on sys.path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _runner  # type: ignore[no-redef]
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _child(
+    sock: socket.socket, close: tuple[int, ...], named: int, request: dict[str, str]
+) -> None:
+    """In the forked child: detach, take the runner's name, tell the server (by closing
+    ``named``), then run the unit's command. Never returns."""
+    code = 1
+    try:
+        # Detached and named before the daemon learns the PID (and records it).
+        os.setsid()
+        _runner.name_process(request["unitdir"])
+        os.close(named)
+        sock.close()
+        signal.set_wakeup_fd(-1)
+        for fd in close:
+            os.close(fd)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        code = _runner.run(
+            request["unitdir"], request["command"], request["params"], request["loglevel"]
+        )
+    except BaseException as err:  # report anything, then exit
+        try:
+            sys.stdout.write(f"ERROR command runner failed: {err}\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+    finally:
+        os._exit(code)
+
+
+def serve(sock: socket.socket) -> None:
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the daemon's terminal
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    buffer = b""
+    while True:
+        ready = {fd for fd, _ in poller.poll()}
+        if wake_r in ready:
+            try:
+                while os.read(wake_r, 256):
+                    pass
+            except BlockingIOError:
+                pass
+            _reap()
+        if sock.fileno() not in ready:
+            continue
+        data = sock.recv(65536)
+        if not data:
+            return
+        buffer += data
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            request = json.loads(line)
+            named_r, named_w = os.pipe2(os.O_CLOEXEC)
+            pid = os.fork()
+            if pid == 0:
+                _child(sock, (wake_r, wake_w, named_r), named_w, request)
+            os.close(named_w)
+            os.read(named_r, 1)  # end of file once the child is named (or gone)
+            os.close(named_r)
+            pidfd = os.pidfd_open(pid)
+            try:
+                socket.send_fds(sock, [f"{pid}\n".encode()], [pidfd])
+            finally:
+                os.close(pidfd)
+        _reap()
+
+
+def main() -> int:
+    fd = int(sys.argv[1])
+    sock = socket.socket(fileno=fd)
+    serve(sock)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""The command runner: the per-unit supervisor process of a ``work-command`` unit (work.md §4.2).
+
+The daemon starts it in a new session (``python -I -S _runner.py <unitdir> <command> <params>
+<loglevel>``, or ``receptor --command-runner ...`` as upstream does), so the command survives a
+daemon restart. It splits ``params``, runs the command with ``stdin`` as input and ``stdout``
+receiving both output streams, keeps ``Running: PID <pid>`` and the output size in the status
+file (every 250 ms while the size changes), and writes the final state itself. A daemon that
+was down while the command finished therefore finds the true outcome on disk.
+
+SIGINT or SIGTERM to the runner: SIGINT to the command, SIGKILL after 10 s, then Failed
+``Killed``. Only the command (the runner's direct child) is signalled, as upstream does.
+
+Standard library only, and no package imports when run as a script: it starts in a few
+milliseconds instead of importing the daemon.
+"""
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+if __package__:
+    from receptor.workceptor._shlex import SplitError, split
+    from receptor.workceptor._status import FAILED, RUNNING, SUCCEEDED, Status, StatusFile
+else:  # run as a script by path (python -I does not put its folder on sys.path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _shlex import SplitError, split  # type: ignore[no-redef]
+    from _status import FAILED, RUNNING, SUCCEEDED, Status, StatusFile  # type: ignore[no-redef]
+
+#: How long the command gets to exit after SIGINT before SIGKILL.
+KILL_TIMEOUT = 10.0
+#: How often the output size is brought up to date in the status file.
+SIZE_INTERVAL = 0.25
+
+#: Go's names for signals (``ProcessState.String()`` prints ``signal: <name>``).
+GO_SIGNAL_NAMES = {
+    1: "hangup",
+    2: "interrupt",
+    3: "quit",
+    4: "illegal instruction",
+    5: "trace/breakpoint trap",
+    6: "aborted",
+    7: "bus error",
+    8: "floating point exception",
+    9: "killed",
+    10: "user defined signal 1",
+    11: "segmentation fault",
+    12: "user defined signal 2",
+    13: "broken pipe",
+    14: "alarm clock",
+    15: "terminated",
+    16: "stack fault",
+    17: "child exited",
+    18: "continued",
+    19: "stopped (signal)",
+    20: "stopped",
+    21: "stopped (tty input)",
+    22: "stopped (tty output)",
+    23: "urgent I/O condition",
+    24: "CPU time limit exceeded",
+    25: "file size limit exceeded",
+    26: "virtual timer expired",
+    27: "profiling timer expired",
+    28: "window changed",
+    29: "I/O possible",
+    30: "power failure",
+    31: "bad system call",
+}
+
+_LEVELS = {"error": 0, "warning": 1, "info": 2, "debug": 3}
+
+
+def _log(level_name: str, wanted: str, message: str) -> None:
+    if _LEVELS.get(wanted, 2) < _LEVELS[level_name]:
+        return
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S")
+    try:
+        sys.stdout.write(f"{level_name.upper()} {stamp} {message}\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # the daemon (and its log) may be gone: the unit still finishes
+
+
+def look_path(name: str) -> str:
+    """Go's ``exec.LookPath``: names with a slash are used as given, others searched in PATH."""
+    if "/" in name:
+        return name
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            mode = os.stat(candidate).st_mode
+        except OSError:
+            continue
+        if not (mode & 0o040000) and mode & 0o111:
+            return candidate
+    raise LookupError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def exit_detail(raw_status: int) -> tuple[int, str]:
+    """State and Detail for a wait status, worded as Go's ``ProcessState.String()``."""
+    if os.WIFSIGNALED(raw_status):
+        number = os.WTERMSIG(raw_status)
+        text = f"signal: {GO_SIGNAL_NAMES.get(number, f'signal {number}')}"
+        if os.WCOREDUMP(raw_status):
+            text += " (core dumped)"
+        return FAILED, text
+    code = os.WEXITSTATUS(raw_status)
+    return (SUCCEEDED if code == 0 else FAILED), f"exit status {code}"
+
+
+def _set(status_file: StatusFile, state: int, detail: str, size: int) -> None:
+    def change(status: Status) -> None:
+        status.state, status.detail, status.stdout_size = state, detail, size
+
+    status_file.update(change)
+
+
+def _set_size(status_file: StatusFile, size: int) -> None:
+    def change(status: Status) -> None:
+        status.stdout_size = size
+
+    status_file.update(change)
+
+
+class _Interrupted:
+    def __init__(self) -> None:
+        self.flag = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.flag = True
+
+
+def process_name(unit_dir: str) -> str:
+    """The name a runner gives itself (``/proc/<pid>/comm``, at most 15 bytes)."""
+    return ("rcpt-" + os.path.basename(os.path.normpath(unit_dir)))[:15]
+
+
+def name_process(unit_dir: str) -> None:
+    """Take :func:`process_name`: how a restarted daemon tells this runner from a process
+    that reused its PID."""
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(process_name(unit_dir))
+    except OSError:
+        pass
+
+
+def run(unit_dir: str, command: str, params: str, log_level: str = "info") -> int:
+    """Supervise one command; returns the runner's exit status."""
+    name_process(unit_dir)
+    status_file = StatusFile(unit_dir)
+    interrupted = _Interrupted()
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        args = split(params)
+    except SplitError as err:
+        _set(status_file, FAILED, str(err), 0)
+        return 1
+    out_fd = os.open(
+        os.path.join(unit_dir, "stdout"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600
+    )
+    try:
+        in_fd = os.open(os.path.join(unit_dir, "stdin"), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        in_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        path = look_path(command)
+        proc = subprocess.Popen(
+            [command, *args], executable=path, stdin=in_fd, stdout=out_fd, stderr=out_fd
+        )
+    except LookupError as err:
+        _set(status_file, FAILED, str(err), 0)
+        return 1
+    except OSError as err:
+        reason = os.strerror(err.errno).lower() if err.errno else str(err)
+        _set(status_file, FAILED, f"fork/exec {path}: {reason}", 0)
+        return 1
+    finally:
+        os.close(in_fd)
+    size = os.fstat(out_fd).st_size
+    _set(status_file, RUNNING, f"Running: PID {proc.pid}", size)
+    pidfd = os.pidfd_open(proc.pid)
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    while True:
+        ready = {fd for fd, _ in poller.poll(SIZE_INTERVAL * 1000)}
+        if pidfd in ready:
+            break
+        if wake_r in ready:
+            while True:
+                try:
+                    if not os.read(wake_r, 64):
+                        break
+                except BlockingIOError:
+                    break
+        if interrupted.flag:
+            _stop(proc.pid, pidfd, log_level)
+            _, raw = os.waitpid(proc.pid, 0)
+            proc.returncode = -1
+            _set(status_file, FAILED, "Killed", os.fstat(out_fd).st_size)
+            return 1
+        current = os.fstat(out_fd).st_size
+        if current != size:
+            size = current
+            _set_size(status_file, size)
+    _, raw = os.waitpid(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(raw)
+    state, detail = exit_detail(raw)
+    _set(status_file, state, detail, os.fstat(out_fd).st_size)
+    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+
+
+def _stop(pid: int, pidfd: int, log_level: str) -> None:
+    """SIGINT, then SIGKILL after :data:`KILL_TIMEOUT` (upstream's runner)."""
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    deadline = time.monotonic() + KILL_TIMEOUT
+    while (remaining := deadline - time.monotonic()) > 0:
+        if poller.poll(remaining * 1000):
+            return
+    _log("warning", log_level, f"timed out waiting for pid {pid} to terminate with SIGINT")
+    _log("info", log_level, f"sending SIGKILL to pid {pid}")
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (3, 4):
+        sys.stderr.write("usage: _runner.py <unitdir> <command> <params> [<loglevel>]\n")
+        return 2
+    return run(*argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
