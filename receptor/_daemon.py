@@ -69,6 +69,9 @@ class Component:
         Raising ConfigError refuses the reload and leaves everything running as it was.
         """
 
+    def control_started(self, control: ControlServer) -> None:
+        """Called once the control server exists, to add the component's commands."""
+
     def stop(self) -> None:
         """Called when the daemon stops."""
 
@@ -179,7 +182,10 @@ class Daemon:
                 handler = handlers.get(item.entity.name)
                 if handler is not None:
                     handler(item)
-            if phase == "init" and self.netceptor is None:
+            exclusive = any(item.entity.exclusive for item in items)
+            if phase == "init" and self.netceptor is None and not exclusive:
+                # An exclusive entity (version, cert-*) runs alone: no node, so no node ID
+                # either (a host named localhost can still make certificates).
                 self._create_netceptor()
 
     # ------------------------------------------------------------------ node and logging
@@ -246,16 +252,26 @@ class Daemon:
         service = values["service"]
         if not (service or values.get("filename") or values.get("tcplisten")):
             raise ConfigError("no listeners specified")
+        if values.get("tls") and values.get("tcplisten") and not values.get("tcptls"):
+            logger.warning(
+                "Control service %s has TLS configured on the Receptor listener but not the "
+                "TCP listener.",
+                service,
+            )
         if values.get("tls"):
             self.tls.server(values["tls"])
+        tcp_tls = None
         if values.get("tcplisten") and values.get("tcptls"):
-            self.tls.server(values["tcptls"])
+            tcp_tls = self.tls.server(values["tcptls"])
         if self.control is None:
             self.control = ControlServer(
                 self.netceptor,
                 __version__,
                 self.reload if self.command_line.reload_file else None,
             )
+            self.control.tls_registry = self.tls  # for ``connect <node> <svc> <tlsclient>``
+            for component in self.components:
+                component.control_started(self.control)
         try:
             if values.get("filename"):
                 self.control.listen_unix(values["filename"], values["permissions"])
@@ -263,12 +279,14 @@ class Daemon:
             raise ConfigError(f"error opening Unix socket: {err}") from None
         try:
             if values.get("tcplisten"):
-                self.control.listen_tcp(str(values["tcplisten"]))
+                self.control.listen_tcp(str(values["tcplisten"]), tcp_tls)
         except ControlServiceError as err:
             raise ConfigError(f"error listening on TCP socket: {err}") from None
         try:
             if service:  # upstream: an empty service name means no mesh listener
-                self.control.listen_mesh(service, tls=bool(values.get("tls")))
+                self.control.listen_mesh(
+                    service, tls=self.tls.server(values["tls"]) if values.get("tls") else None
+                )
         except MeshError as err:
             raise ConfigError(f"error opening Unix socket: {err}") from None
         logger.info("Running control service %s", service)
