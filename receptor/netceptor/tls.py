@@ -844,7 +844,10 @@ class TLSSocket(socket.socket):
             raw = socket.socket.recv(self, max(1, bufsize - self._incoming.pending))
             if not raw:
                 return b""  # EOF without close_notify counts as EOF (receptorctl does it)
-            self._incoming.write(raw)
+            # Under the object lock: a writer's SSL_write may read this BIO at the same time
+            # (TLS 1.3 post-handshake messages), and MemoryBIO is not thread-safe.
+            with self._obj_lock:
+                self._incoming.write(raw)
 
     def _decrypt(self, bufsize: int) -> tuple[bytes, bytes, bool]:
         """(plaintext, bytes the TLS layer wants sent, end of stream)."""

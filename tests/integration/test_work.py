@@ -665,8 +665,9 @@ def test_200_concurrent_units(work_node):
             "ERROR: work type did not expect a signature",
         ),
         (
-            b'{"command":"work","subcommand":"submit","node":"elsewhere","worktype":"cat"}',
-            "ERROR: remote work to node elsewhere is not supported by this version of receptor yet",
+            b'{"command":"work","subcommand":"submit","node":"elsewhere","worktype":"cat",'
+            b'"secret_token":"x"}',
+            "ERROR: cannot send secrets over a non-TLS connection",
         ),
         (b"work submit w1", "ERROR: work submit requires a target node and work type"),
         (b"work results abc", "ERROR: unknown work unit abc"),

@@ -246,6 +246,8 @@ def test_mutual_tls_exchanges_data_both_ways_concurrently(pki, closing):
     cli = client(pki)
     tls_server, tls_client = pair(lambda s: srv.wrap(s, "peer"), lambda s: cli.wrap(s, "localhost"))
     closing.extend([tls_server, tls_client])
+    for sock in (tls_server, tls_client):
+        sock.settimeout(60)  # a lost record would hang both sides: fail instead
     payload = bytes(range(256)) * 4096  # 1 MiB each way, while the other side also writes
 
     def pump(sock: socket.socket) -> None:
