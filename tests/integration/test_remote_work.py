@@ -135,8 +135,10 @@ def test_50_mib_two_hops_byte_exact_via_results_and_receptorctl(mesh, tmp_path):
         source = tmp_path / "payload"
         source.write_bytes(payload)
         done = subprocess.run(
-            [sys.executable, "-m", "receptorctl", "--socket", str(n1.workdir / "n1.sock")]
-            + ["work", "submit", "--node", "n3", "cat", "-p", str(source), "-f", "--rm"],
+            [
+                *(sys.executable, "-m", "receptorctl", "--socket", str(n1.workdir / "n1.sock")),
+                *("work", "submit", "--node", "n3", "cat", "-p", str(source), "-f", "--rm"),
+            ],
             capture_output=True,
             timeout=300,
         )
