@@ -513,3 +513,44 @@ def test_tls_control_client_may_half_close_without_close_notify(mesh, pki):
     assert greeting == "Receptor Control, node n1"
     assert '"NodeID":"n1"' in rest.replace(" ", "")
     assert_alive(node)
+
+
+def _receptor(*args: str, cwd: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "receptor", *args], cwd=cwd, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+
+
+def test_mesh_with_certificates_made_by_our_cert_commands(mesh, tmp_path):
+    """The operator's path: cert-init, cert-makereq and cert-signreq, then a mutual-TLS mesh
+    whose certificates carry the node IDs, checked by openssl too."""
+    _receptor("--cert-init", "commonname=Test CA", "bits=2048", "outcert=ca.crt",
+              "outkey=ca.key", cwd=tmp_path)  # fmt: skip
+    for node in ("n1", "n2"):
+        _receptor("--cert-makereq", "bits=2048", f"commonname={node}", f"nodeid={node}",
+                  "dnsname=localhost", "ipaddress=127.0.0.1", f"outreq={node}.csr",
+                  f"outkey={node}.key", cwd=tmp_path)  # fmt: skip
+        _receptor("--cert-signreq", f"req={node}.csr", "cacert=ca.crt", "cakey=ca.key",
+                  f"outcert={node}.crt", "verify=yes", cwd=tmp_path)  # fmt: skip
+        verified = subprocess.run(
+            ["openssl", "verify", "-CAfile", "ca.crt", f"{node}.crt"],
+            cwd=tmp_path, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert verified.stdout.strip() == f"{node}.crt: OK", verified
+    ca = str(tmp_path / "ca.crt")
+    n1 = mesh.node(
+        "n1",
+        {"tls-server": {"name": "srv", "cert": str(tmp_path / "n1.crt"),
+                        "key": str(tmp_path / "n1.key"), "requireclientcert": True,
+                        "clientcas": ca}},
+        listener(tls="srv"),
+    )  # fmt: skip
+    n2 = mesh.node(
+        "n2",
+        {"tls-client": {"name": "cli", "cert": str(tmp_path / "n2.crt"),
+                        "key": str(tmp_path / "n2.key"), "rootcas": ca}},
+        peer(n1.port(), tls="cli"),
+    )  # fmt: skip
+    wait_until(lambda: "n1" in n2.routes() and "n2" in n1.routes())
+    assert n2.command("ping n1")["Success"] is True
