@@ -228,16 +228,25 @@ class WorkCommand:
                 if session.buffered:
                     stdin.write(session.buffered)
                     session.buffered.clear()
-                try:
-                    while True:
+                while True:
+                    try:
                         data = session.sock.recv(1024 * 1024)
-                        if not data:
-                            break
+                    except OSError as err:
+                        detail = _read_error(err)
+                        unit.save_basic(FAILED, f"Error reading input data: {detail}", 0)
+                        raise CommandError(detail) from None
+                    if not data:
+                        break
+                    try:
                         stdin.write(data)
-                except OSError as err:
-                    detail = _read_error(err)
-                    unit.save_basic(FAILED, f"Error reading input data: {detail}", 0)
-                    raise CommandError(detail) from None
+                    except OSError as err:
+                        # A full disk: give the space back (the unit cannot run without
+                        # all of its input) so that it does not stay full because of us.
+                        os.ftruncate(fd, 0)
+                        detail = f"write {path}: {os.strerror(err.errno or 0).lower()}"
+                        unit.save_basic(FAILED, f"Error writing input data: {detail}", 0)
+                        _discard_until_eof(session)
+                        raise CommandError(detail) from None
         finally:
             os.close(fd)
 
@@ -288,6 +297,16 @@ def _os_error(err: OSError) -> str:
     """An OS error worded as Go's ``*PathError`` (``<path>: <reason>``)."""
     reason = os.strerror(err.errno).lower() if err.errno else str(err)
     return f"{err.filename}: {reason}" if err.filename else reason
+
+
+def _discard_until_eof(session: ControlSession) -> None:
+    """Read and drop the rest of a payload: the client gets its answer after its EOF, as
+    usual, and the payload is never taken for commands."""
+    try:
+        while session.sock.recv(1024 * 1024):
+            pass
+    except OSError:
+        pass
 
 
 def _read_error(err: OSError) -> str:

@@ -732,6 +732,46 @@ def test_unwritable_data_dir(mesh):
     assert node.process.poll() is None
 
 
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 512 KiB tmpfs: a disk that fills up (needs root and mount rights)."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def test_full_disk_fails_the_unit_and_frees_its_space(mesh, tiny_tmpfs):
+    node = mesh.node("w4", *work_items(), start=False)
+    node.items[0]["node"]["datadir"] = str(tiny_tmpfs / "data")
+    node.write_config(node.items)
+    node.start()
+    request = b'{"command":"work","subcommand":"submit","node":"w4","worktype":"cat"}\n'
+    reply = node.session(request + os.urandom(2 * MIB)).decode()
+    assert "ERROR: write " in reply and reply.endswith(": no space left on device\n"), reply
+    (unit_id,) = node.command("work list")
+    failed = status(node, unit_id)
+    assert failed["StateName"] == "Failed"
+    assert failed["Detail"].startswith("Error writing input data: write ")
+    # The partial input was given back: the next unit fits and runs.
+    small = os.urandom(64 * 1024)
+    second = submit(node, "cat", small)
+    assert wait_done(node, second)["StateName"] == "Succeeded"
+    assert results(node, second) == small
+    assert node.process.poll() is None
+    release_all(node)
+
+
 def test_negative_and_garbage(work_node):
     unit_id = submit(work_node, "echo")
     wait_done(work_node, unit_id)
