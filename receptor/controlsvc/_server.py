@@ -170,17 +170,7 @@ class ControlServer:
         logger.debug(
             "Client connected to control service from %s:%s", conn.remote_node, conn.remote_service
         )
-        try:
-            ControlSession(self, conn, "mesh").run()  # type: ignore[arg-type]
-        except OSError as err:
-            logger.debug("Control session ended: %s", err)
-        except Exception:
-            logger.exception("Control session failed")
-        finally:
-            with self._lock:
-                self._mesh_clients.pop(conn, None)
-            conn.close()
-            logger.debug("Client disconnected from control service")
+        self._run_session(conn, "mesh", self._mesh_clients)  # type: ignore[arg-type]
 
     def _add_listener(self, sock: socket.socket, transport: str) -> None:
         with self._lock:
@@ -226,6 +216,10 @@ class ControlServer:
                 return
             client = wrapped
         logger.debug("Client connected to control service")
+        self._run_session(client, transport, self._clients)
+
+    def _run_session(self, client: socket.socket, transport: str, registry: dict) -> None:
+        """Serve one client until it leaves, then forget and close it."""
         try:
             ControlSession(self, client, transport).run()
         except OSError as err:
@@ -234,7 +228,7 @@ class ControlServer:
             logger.exception("Control session failed")
         finally:
             with self._lock:
-                self._clients.pop(client, None)
+                registry.pop(client, None)
             client.close()
             logger.debug("Client disconnected from control service")
 

@@ -13,13 +13,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .harness import Mesh, ReceptorNode, free_port, listener, peer, wait_until
-from .test_work import release_all, results, status, unit_dir, wait_done
+from .test_work import _rsa_pair, release_all, results, status, unit_dir, wait_done
 
 pytestmark = pytest.mark.integration
 
@@ -307,30 +306,8 @@ def test_upstream_receptorctl_remote_work(upstream_receptorctl, line2, tmp_path)
 # ---------------------------------------------------------------------- signed work
 
 
-def _rsa_pair(directory: Path) -> tuple[Path, Path]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = directory / "signing.pem"
-    public = directory / "verify.pem"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, public
-
-
 def test_signed_remote_work(mesh):
-    private, public = _rsa_pair(mesh.workdir)
+    _, private, public = _rsa_pair(mesh.workdir, "signing")
     n1 = mesh.node("n1", listener(), {"work-signing": {"privatekey": str(private)}})
     n2 = mesh.node(
         "n2",
