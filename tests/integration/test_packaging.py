@@ -49,6 +49,17 @@ def test_example_node_starts(mesh):
         )
         assert status.returncode == 0, status.stderr
         assert status.stdout.startswith("Node ID: example\n")
+        # The README's work example.
+        submit = ["work", "submit", "cat", "-p", "-", "-f", "--rm"]
+        work = subprocess.run(
+            [sys.executable, "-m", "receptorctl", "--socket", str(sock), *submit],
+            input="hello\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert work.returncode == 0, work.stderr
+        assert work.stdout.startswith("hello\n")
     finally:
         process.kill()
         process.wait()
