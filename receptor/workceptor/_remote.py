@@ -57,6 +57,10 @@ DIAL_TIMEOUT = 20.0
 #: How often the target's status is asked for while nothing else prompts it (upstream: 1 s).
 STATUS_PERIOD = 1.0
 
+#: Status polls without output growth, after the target's unit ended, before the results
+#: stream is reopened.
+STALL_POLLS = 3
+
 #: What a failed connection attempt raises (TLS failures are ReceptorErrors).
 _CONNECT_ERRORS = (OSError, ReceptorError)
 
@@ -411,6 +415,7 @@ class RemoteUnit(WorkUnit):
         remote_id = str(self.extra().get("RemoteUnitID", ""))
         backoff = Backoff()
         session: RemoteControl | None = None
+        stalled: tuple[int, int] = (-1, 0)
         try:
             while not self._stopping() and self._pending is None:
                 try:
@@ -435,12 +440,34 @@ class RemoteUnit(WorkUnit):
                 self._copy_status(remote)
                 if self._finished():
                     return
+                stalled = self._check_stall(stalled)
                 poll_now.wait(STATUS_PERIOD)
                 poll_now.clear()
         finally:
             done.set()
             if session is not None:
                 self.work_type.close_session(session)
+
+    def _check_stall(self, stalled: tuple[int, int]) -> tuple[int, int]:
+        """(local size, polls without growth) once the target's unit is over.
+
+        The target has all of the output then, so a results stream that brings nothing
+        for a few polls is stuck (a lost connection the transport has not noticed yet):
+        close it, and the stdout mirror resumes from the local size on a new one.
+        """
+        if self._remote is None or not (
+            is_complete(self._remote[0]) or self._remote[0] == CANCELED
+        ):
+            return (-1, 0)
+        size = self._local_size()
+        polls = stalled[1] + 1 if size == stalled[0] else 0
+        if polls >= STALL_POLLS:
+            session = self._results_session
+            if session is not None:
+                logger.debug("Remote work unit %s: results stream stalled; reopening", self.id)
+                self.work_type.close_session(session)
+            polls = 0
+        return (size, polls)
 
     def _copy_status(self, remote: dict[str, Any]) -> None:
         state, detail, size = remote.get("State"), remote.get("Detail"), remote.get("StdoutSize")
@@ -471,6 +498,7 @@ class RemoteUnit(WorkUnit):
             if done.is_set():
                 self.work_type.close_session(session)
                 return
+            logger.debug("Remote work unit %s: results stream opened", self.id)
             try:
                 with open(path, "ab") as sink:
                     session.results(
@@ -486,6 +514,7 @@ class RemoteUnit(WorkUnit):
                 self._log_connect_error(err)
             finally:
                 self.work_type.close_session(session)
+            logger.debug("Remote work unit %s: results stream ended", self.id)
             # The target closes the stream when its unit is complete: look now, not later.
             poll_now.set()
             done.wait(STATUS_PERIOD)
