@@ -12,6 +12,9 @@ between two threads measured in the same run:
 * daemons: real ``receptor`` processes in a line, a ``tcp-server`` proxy on the first and a
   ``tcp-client`` proxy on the last: bytes pushed into the first daemon's TCP port cross the
   mesh as one stream and leave the last daemon to a local TCP sink (two proxies included).
+  Also measured twice: between our nodes, and with every daemon treating its peers as
+  upstream nodes (``bench/as_upstream/sitecustomize.py`` on ``PYTHONPATH``), which is the
+  1200-byte path with one process per node as in a real mesh.
 
 Upstream Go figures (from the issue): 20 MB/s over 1 hop, 8.7 MB/s over 3 hops; the target
 is five times that between our own nodes.
@@ -21,6 +24,8 @@ with the pure-Python core.
 """
 
 import argparse
+import logging
+import os
 import socket
 import sys
 import threading
@@ -110,8 +115,23 @@ def stream_push_mbps(hops: int, total: int, small: bool) -> float:
             node.shutdown()
 
 
-def daemon_push_mbps(hops: int, total: int) -> float:
-    """MB/s through ``hops + 1`` daemons: tcp-server proxy → mesh stream → tcp-client proxy."""
+def daemon_push_mbps(hops: int, total: int, small: bool = False) -> float:
+    """MB/s through ``hops + 1`` daemons: tcp-server proxy → mesh stream → tcp-client proxy.
+    With ``small`` the daemons act as toward upstream nodes (1200-byte datagrams)."""
+    saved = os.environ.get("PYTHONPATH")
+    if small:
+        extra = str(Path(__file__).resolve().parent / "as_upstream")
+        os.environ["PYTHONPATH"] = extra + (os.pathsep + saved if saved else "")
+    try:
+        return _daemon_push_mbps(hops, total)
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def _daemon_push_mbps(hops: int, total: int) -> float:
     sink = socket.create_server(("127.0.0.1", 0))
     received = threading.Event()
     counted = [0]
@@ -162,6 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mib", type=int, default=100, help="payload per measurement")
     args = parser.parse_args()
+    logging.getLogger("receptor").setLevel(logging.CRITICAL)  # in-process nodes' chatter
     total = args.mib * BLOCK
     raw = raw_push_mbps(total)
     print(f"payload {args.mib} MiB per run")
@@ -176,15 +197,19 @@ def main() -> None:
                 f"   (upstream Go {UPSTREAM[hops]} MB/s{target})"
             )
     for hops in (1, 3):
-        try:
-            mbps = daemon_push_mbps(hops, total)
-        except Exception as err:  # the proxies are another issue's work
-            print(f"daemons, {hops} hop(s): not measured ({err})")
-            continue
-        print(
-            f"daemons,    {hops} hop{'s' if hops > 1 else ' '}, {DAEMON_PATH:31s}:"
-            f" {mbps:8.1f} MB/s   (upstream Go {UPSTREAM[hops]} MB/s)"
-        )
+        for small in (False, True):
+            kind = "1200-byte datagrams (as to Go)" if small else "between our nodes"
+            try:
+                mbps = daemon_push_mbps(hops, total, small)
+            except Exception as err:
+                print(f"daemons, {hops} hop(s), {kind}: not measured ({err})")
+                continue
+            target = f", target {5 * UPSTREAM[hops]:.0f} MB/s" if not small else ""
+            print(
+                f"daemons,    {hops} hop{'s' if hops > 1 else ' '}, {kind:31s}: {mbps:8.1f} MB/s"
+                f"   (upstream Go {UPSTREAM[hops]} MB/s{target})"
+            )
+    print(f"(daemons: {DAEMON_PATH}, two proxies included)")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,29 @@
-"""Benchmark local work units through a real receptor daemon.
+"""Benchmark work units through real receptor daemons, local and remote.
 
 Each unit is what a client does end to end: ``work submit`` of an ``echo`` unit with a small
 stdin payload over the Unix control socket, then ``work results`` streamed until the unit is
 complete (so the figure includes starting the command runner, the command, its final status
 and the output), then ``work release``. Measured sequentially and with 50 concurrent clients.
 
-Reference in the same run: starting the same ``echo`` directly with ``subprocess.run`` (the
-floor any process-per-unit design pays). Upstream Go figures (from the issue): 42 units/s
-sequential, 230 units/s with 50 concurrent clients.
+Remote units: the same client on node ``n1`` submits with ``"node": "n2"``, so the unit runs
+on ``n2`` one hop away (n1 sends it over a mesh stream to n2's control service, and mirrors
+its status and output back); measured sequentially, with 50 concurrent clients, as the
+median submit-to-complete latency of the sequential run, and as results MB/s of one remote
+unit whose command writes 64 MiB (submit to the last byte of ``work results`` on n1).
 
-Run: ``python bench/bench_work.py [--units N]``.
+Reference in the same run: starting the same ``echo`` directly with ``subprocess.run`` (the
+floor any process-per-unit design pays). Upstream Go figures (from the issue): local 42
+units/s sequential, 230 units/s with 50 concurrent clients; remote 1 unit/s sequential
+(1.03 s from submit to complete), 29 units/s with 50 concurrent clients.
+
+Run: ``python bench/bench_work.py [--units N] [--remote-units N]``.
 """
 
 import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -24,10 +32,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.harness import Mesh, ReceptorNode
+from tests.integration.harness import Mesh, ReceptorNode, free_port, listener, peer, wait_until
 
-UPSTREAM = {"sequential": 42.0, "concurrent": 230.0}
+UPSTREAM = {
+    "sequential": 42.0,
+    "concurrent": 230.0,
+    "remote sequential": 1.0,
+    "remote concurrent": 29.0,
+    "remote latency": 1.03,
+}
 CONCURRENCY = 50
+BIG_OUTPUT = 64 * 1024 * 1024
 
 
 def _session(path: str, request: bytes) -> bytes:
@@ -41,28 +56,93 @@ def _session(path: str, request: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def one_unit(node: ReceptorNode, index: int) -> None:
-    submit = {"command": "work", "subcommand": "submit", "node": "localhost", "worktype": "echo"}
+def one_unit(node: ReceptorNode, index: int, target: str = "localhost") -> float:
+    """Submit, stream the results to completion, release; the seconds from submit to the
+    last byte of the results (the unit is complete then)."""
+    submit = {"command": "work", "subcommand": "submit", "node": target, "worktype": "echo"}
     submit["params"] = f"unit-{index}"
+    start = time.perf_counter()
     reply = _session(node.socket_path, json.dumps(submit).encode() + b"\npayload\n")
     unit_id = json.loads(reply.split(b"\n")[2])["unitid"]
+    expected = f"unit-{index}\n".encode()
     output = _session(node.socket_path, f"work results {unit_id} 0\n".encode())
-    if not output.endswith(f"unit-{index}\n".encode()):
-        raise RuntimeError(f"unexpected results for {unit_id}: {output!r}")
+    latency = time.perf_counter() - start
+    if not output.endswith(expected):
+        state = _session(node.socket_path, f"work status {unit_id}\n".encode())
+        raise RuntimeError(f"unexpected results for {unit_id}: {output!r} ({state!r})")
     released = _session(node.socket_path, f"work release {unit_id}\n".encode())
     if b'"released"' not in released:
         raise RuntimeError(f"release of {unit_id} failed: {released!r}")
+    return latency
 
 
-def rate(node: ReceptorNode, units: int, workers: int) -> float:
+def rate(
+    node: ReceptorNode, units: int, workers: int, target: str = "localhost"
+) -> tuple[float, list[float]]:
+    """Units per second, and each unit's submit-to-complete latency."""
     start = time.perf_counter()
     if workers == 1:
-        for index in range(units):
-            one_unit(node, index)
+        latencies = [one_unit(node, index, target) for index in range(units)]
     else:
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda i: one_unit(node, i), range(units)))
-    return units / (time.perf_counter() - start)
+            latencies = list(pool.map(lambda i: one_unit(node, i, target), range(units)))
+    return units / (time.perf_counter() - start), latencies
+
+
+def remote_results_mbps(node: ReceptorNode) -> float:
+    """MB/s of one remote unit writing ``BIG_OUTPUT`` bytes: submit on n1 to the last
+    byte of its results on n1."""
+    submit = {"command": "work", "subcommand": "submit", "node": "n2", "worktype": "zeros"}
+    start = time.perf_counter()
+    reply = _session(node.socket_path, json.dumps(submit).encode() + b"\n")
+    unit_id = json.loads(reply.split(b"\n")[2])["unitid"]
+    header = f"Receptor Control, node n1\nStreaming results for work unit {unit_id}\n"
+    received = 0
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(node.socket_path)
+        sock.sendall(f"work results {unit_id} 0\n".encode())
+        sock.shutdown(socket.SHUT_WR)
+        while chunk := sock.recv(1 << 20):
+            received += len(chunk)
+    elapsed = time.perf_counter() - start
+    if received != len(header) + BIG_OUTPUT:
+        raise RuntimeError(f"remote results: {received - len(header)} of {BIG_OUTPUT} bytes")
+    _session(node.socket_path, f"work release {unit_id}\n".encode())
+    return BIG_OUTPUT / elapsed / 1e6
+
+
+def remote_figures(units: int) -> dict[str, float]:
+    """Remote units between two daemons one hop apart (n1 submits, n2 runs)."""
+    mesh = Mesh()
+    try:
+        port = free_port()
+        n1 = mesh.node("n1", listener(port), log_level="info")
+        n2 = mesh.node(
+            "n2",
+            peer(port),
+            {"work-command": {"worktype": "echo", "command": "echo", "allowruntimeparams": True}},
+            {
+                "work-command": {
+                    "worktype": "zeros",
+                    "command": "head",
+                    "params": f"-c {BIG_OUTPUT} /dev/zero",
+                }
+            },
+            log_level="info",
+        )
+        wait_until(lambda: "n2" in n1.routes() and "n1" in n2.routes(), timeout=30)
+        rate(n1, 5, 1, "n2")  # warm up (the first dial learns the peer)
+        sequential, latencies = rate(n1, units, 1, "n2")
+        concurrent, _ = rate(n1, units, CONCURRENCY, "n2")
+        mbps = remote_results_mbps(n1)
+    finally:
+        mesh.close()
+    return {
+        "remote sequential": sequential,
+        "remote concurrent": concurrent,
+        "remote latency": statistics.median(latencies),
+        "remote results": mbps,
+    }
 
 
 def raw_spawn_rate(units: int) -> float:
@@ -75,6 +155,9 @@ def raw_spawn_rate(units: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--units", type=int, default=300, help="units per measurement")
+    parser.add_argument(
+        "--remote-units", type=int, default=100, help="units per remote measurement"
+    )
     args = parser.parse_args()
     mesh = Mesh()
     try:
@@ -85,20 +168,32 @@ def main() -> None:
             log_level="info",
         )
         rate(node, 20, 1)  # warm up
-        sequential = rate(node, args.units, 1)
-        concurrent = rate(node, args.units, CONCURRENCY)
+        sequential, _ = rate(node, args.units, 1)
+        concurrent, _ = rate(node, args.units, CONCURRENCY)
         leftover = os.listdir(mesh.workdir / "data" / "bench")
         raw = raw_spawn_rate(args.units)
     finally:
         mesh.close()
-    print(f"receptor work benchmark ({os.cpu_count()} CPUs, {args.units} units per figure)")
-    print(f"{'measure':<46}{'ours':>9}{'upstream':>10}{'ratio':>8}")
+    remote = remote_figures(args.remote_units)
+    print(
+        f"receptor work benchmark ({os.cpu_count()} CPUs, {args.units} local and "
+        f"{args.remote_units} remote units per figure)"
+    )
+    print(f"{'measure':<52}{'ours':>9}{'upstream':>10}{'ratio':>8}")
     for name, ours, key in (
-        ("units/s, sequential (submit+results+release)", sequential, "sequential"),
-        (f"units/s, {CONCURRENCY} concurrent clients", concurrent, "concurrent"),
+        ("local units/s, sequential (submit+results+release)", sequential, "sequential"),
+        (f"local units/s, {CONCURRENCY} concurrent clients", concurrent, "concurrent"),
+        ("remote units/s (1 hop), sequential", remote["remote sequential"], "remote sequential"),
+        (
+            f"remote units/s (1 hop), {CONCURRENCY} concurrent clients",
+            remote["remote concurrent"],
+            "remote concurrent",
+        ),
+        ("remote submit-to-complete, median (s)", remote["remote latency"], "remote latency"),
     ):
-        print(f"{name:<46}{ours:>9.1f}{UPSTREAM[key]:>10.1f}{ours / UPSTREAM[key]:>7.2f}x")
-    print(f"{'reference: subprocess.run(echo) per second':<46}{raw:>9.1f}")
+        print(f"{name:<52}{ours:>9.3g}{UPSTREAM[key]:>10.3g}{ours / UPSTREAM[key]:>7.2f}x")
+    print(f"{'remote results, 64 MiB unit (MB/s)':<52}{remote['remote results']:>9.1f}")
+    print(f"{'reference: subprocess.run(echo) per second':<52}{raw:>9.1f}")
     if leftover:
         print(f"WARNING: {len(leftover)} unit directories left behind")
 

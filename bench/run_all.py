@@ -1,4 +1,9 @@
-"""Run every benchmark: the core (Cython against pure Python) and the mesh, with each core."""
+"""Run every benchmark: the core (Cython against pure Python), the mesh with each core,
+mesh streams, the TCP proxy services and work units (local and remote).
+
+Each script runs in its own process, one after the other; a script that fails is reported
+and the others still run (the exit status is 1 then). Extra arguments go to ``bench_mesh``.
+"""
 
 import os
 import subprocess
@@ -7,8 +12,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
+SCRIPTS = ("bench_core.py", "bench_mesh.py", "bench_streams.py", "bench_proxy.py", "bench_work.py")
 
-def run(script: str, *args: str, pure: bool = False) -> None:
+
+def run(script: str, *args: str, pure: bool = False) -> bool:
     env = dict(os.environ)
     if pure:
         env["RECEPTOR_NO_EXTENSIONS"] = "1"
@@ -16,10 +23,20 @@ def run(script: str, *args: str, pure: bool = False) -> None:
         f"\n$ {'RECEPTOR_NO_EXTENSIONS=1 ' if pure else ''}python bench/{script} {' '.join(args)}"
     )
     sys.stdout.flush()
-    subprocess.run([sys.executable, str(HERE / script), *args], env=env, check=True)
+    result = subprocess.run([sys.executable, str(HERE / script), *args], env=env, check=False)
+    if result.returncode != 0:
+        print(f"bench/{script} failed (exit status {result.returncode})")
+    return result.returncode == 0
+
+
+def main() -> int:
+    ok = run("bench_core.py")
+    ok &= run("bench_mesh.py", *sys.argv[1:])
+    ok &= run("bench_mesh.py", *sys.argv[1:], pure=True)
+    for script in SCRIPTS[2:]:
+        ok &= run(script)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    run("bench_core.py")
-    run("bench_mesh.py", *sys.argv[1:])
-    run("bench_mesh.py", *sys.argv[1:], pure=True)
+    sys.exit(main())

@@ -14,6 +14,7 @@ Reads happen only on the session's reader thread (the one running the mesh proto
 import collections
 import select
 import socket
+import struct
 import threading
 import time
 
@@ -28,6 +29,17 @@ SEND_TIMEOUT = 30.0
 #: How long ``close`` lets the writer flush what is queued (e.g. a reject message).
 CLOSE_FLUSH_TIMEOUT = 1.0
 READ_SIZE = 65536
+#: Most buffers one ``sendmsg`` takes (Linux's IOV_MAX).
+IOV_MAX = 1024
+_LENGTH = struct.Struct("<H")
+
+
+def _frame_prefix(message: bytes) -> bytes:
+    """The 2-byte length prefix of ``codec.frame(message)``, with its checks."""
+    length = len(message)
+    if length == 0 or length > codec.MAX_FRAME:
+        codec.frame(message)  # raises ProtocolError with the codec's wording
+    return _LENGTH.pack(length)
 
 
 def raw_shutdown(sock: socket.socket) -> None:
@@ -91,15 +103,43 @@ class QueuedSession:
                 if sent == len(data):
                     return
                 data = data[sent:]
-            if not wait and self._pending_bytes >= MAX_PENDING_BYTES:
-                raise BlockingIOError("session send queue is full")
-            deadline = time.monotonic() + SEND_TIMEOUT
-            while self._pending_bytes >= MAX_PENDING_BYTES:
-                remaining = deadline - time.monotonic()
-                if self._closing or remaining <= 0:
-                    raise ConnectionError("session send queue is stuck")
-                self._cond.wait(remaining)
-            self._queue(data)
+            self._wait_and_queue(data, wait)
+
+    def _enqueue_parts(self, parts: list[bytes], wait: bool) -> None:
+        """``_enqueue`` of the concatenation of ``parts``; on a plain socket the direct
+        send is one scatter-gather ``sendmsg`` (no joined copy of a batch of frames)."""
+        if not self.direct_send or type(self._sock) is not socket.socket or len(parts) > IOV_MAX:
+            self._enqueue(b"".join(parts), wait)
+            return
+        with self._cond:
+            if self._refuses_sends():
+                raise ConnectionError("session is closed")
+            if self._write_error is not None:
+                raise self._write_error
+            if not self._pending and not self._writing:
+                try:
+                    sent = self._sock.sendmsg(parts, (), socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                if sent == sum(map(len, parts)):
+                    return
+                data = b"".join(parts)[sent:]
+            else:
+                data = b"".join(parts)
+            self._wait_and_queue(data, wait)
+
+    def _wait_and_queue(self, data: bytes, wait: bool) -> None:
+        """Queue ``data`` for the writer, waiting for room unless ``wait`` is false; the
+        caller holds ``_cond``."""
+        if not wait and self._pending_bytes >= MAX_PENDING_BYTES:
+            raise BlockingIOError("session send queue is full")
+        deadline = time.monotonic() + SEND_TIMEOUT
+        while self._pending_bytes >= MAX_PENDING_BYTES:
+            remaining = deadline - time.monotonic()
+            if self._closing or remaining <= 0:
+                raise ConnectionError("session send queue is stuck")
+            self._cond.wait(remaining)
+        self._queue(data)
 
     def _queue(self, data: bytes) -> None:
         """Append to the writer's queue; the caller holds ``_cond``."""
@@ -170,6 +210,39 @@ class StreamSession(QueuedSession):
 
     def send(self, message: bytes, wait: bool = True) -> None:
         self._enqueue(codec.frame(message), wait)
+
+    def send_many(self, messages: list[bytes], wait: bool = True) -> None:
+        """Frame several messages into one write (the node's batches; same bytes as
+        sending them one by one)."""
+        parts: list[bytes] = []
+        append = parts.append
+        for message in messages:
+            append(_frame_prefix(message))
+            append(message)
+        self._enqueue_parts(parts, wait)
+
+    def send_split(self, headers: list[bytes], payloads: list[bytes], wait: bool = True) -> None:
+        """``send_many`` of ``header + payload`` messages without joining each pair: the
+        frames go to the kernel as a scatter-gather list (the payload is not copied)."""
+        parts: list[bytes] = []
+        append = parts.append
+        for header, payload in zip(headers, payloads, strict=True):
+            length = len(header) + len(payload)
+            if length == 0 or length > codec.MAX_FRAME:
+                codec.frame(header + payload)  # raises ProtocolError with the codec's wording
+            append(_LENGTH.pack(length))
+            append(header)
+            append(payload)
+            if len(parts) >= IOV_MAX - 2:
+                self._enqueue_parts(parts, wait)
+                parts = []
+                append = parts.append
+        if parts:
+            self._enqueue_parts(parts, wait)
+
+    def buffered_frames(self) -> int:
+        """Frames already read from the socket and not yet returned by ``recv``."""
+        return len(self._frames)
 
     def recv(self, timeout: float) -> bytes | None:
         if self._frames:

@@ -40,7 +40,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from qh3.quic.configuration import QuicConfiguration
-from qh3.quic.connection import QuicConnection
+from qh3.quic.connection import QuicConnection, QuicConnectionError
+from qh3.quic.packet import QuicErrorCode
 from qh3.tls import ExtensionType, load_pem_private_key, load_pem_x509_certificates
 
 ALPN = "netceptor"
@@ -130,6 +131,31 @@ class MeshQuicConnection(QuicConnection):
         except (AttributeError, ValueError):
             pass
         return bridge
+
+    def receive_datagrams(self, datagrams: list[bytes], now: float) -> None:
+        """Take several datagrams in one pass. Once the handshake is complete they go to
+        qh3's native core in one call (no per-datagram header parsing in Python), and
+        the core acknowledges them together; before that, one by one as qh3 requires."""
+        if getattr(self, "_handshake_complete", False) and self._core is not None:
+            self.receive_many_datagrams(datagrams, FAKE_ADDR, now)
+            return
+        for datagram in datagrams:
+            self.receive_datagram(datagram, FAKE_ADDR, now)
+
+    def datagram_payloads(self, now: float) -> list[bytes]:
+        """``datagrams_to_send`` without the addresses, and without qh3's per-datagram
+        header parsing for its logger when no QUIC logger is configured (ours never is)."""
+        core = self._core
+        if core is None or self._quic_logger is not None:
+            return [datagram for datagram, _ in self.datagrams_to_send(now)]
+        poll = core.poll_transmit
+        out = []
+        try:
+            while (transmit := poll(now)) is not None:
+                out.append(transmit[0])
+        except RuntimeError as exc:
+            raise QuicConnectionError(QuicErrorCode.INTERNAL_ERROR, None, str(exc)) from exc
+        return out
 
     def peer_is_receptor_py(self) -> bool:
         """After the handshake: did the peer send our transport parameter?"""

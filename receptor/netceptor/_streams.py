@@ -10,6 +10,13 @@ deadlines. A thread that finds the lock taken leaves its work queued for the hol
 looks again after releasing; so no thread ever waits on another connection's lock, and a
 connection that delivers to another on the same node cannot deadlock.
 
+Batching (``Netceptor.batch``): a session reader hands every datagram of one socket read to
+the connection's queue and processes each connection once at the end of the read, so one
+QUIC pass takes them all (qh3's ``receive_many_datagrams``, one acknowledgement for several
+packets, one wake-up of the reader); and a pass sends all the datagrams it produced in one
+write to the next hop, under the QUIC lock so packets never overtake each other. The bytes
+on the wire are unchanged; per-packet costs (locks, wake-ups, system calls) are what drop.
+
 User-facing objects (:class:`Listener`, :class:`Conn`) are blocking and socket-like; their
 state lives under a separate condition so that applications never hold the QUIC lock
 while they wait.
@@ -30,6 +37,11 @@ Choices where upstream is silent or where we do better, documented for operators
   not make the connection hit its idle timeout.
 * A listener waits at most 15 s for a handshake to complete and 60 s for the stream
   (``Accept Timeout``), and keeps at most ``MAX_PENDING`` connections in handshake.
+* ``shutdown(SHUT_RD)`` (and ``close()`` with unread input) sends STOP_SENDING; the peer's
+  answering RESET_STREAM then ends only its direction, so what we still write is
+  delivered (a control service streaming results and then shutting down both ways). A
+  STOP_SENDING from the peer makes our further sends fail with ``BrokenPipeError`` but
+  leaves what the peer sends us readable to the end.
 """
 
 import collections
@@ -534,6 +546,7 @@ class Conn:
         self._terminated = False
         self._closing = False
         self._peer_fin = False
+        self._send_reset = False
         self._holding_since: float | None = None
         self._started = time.monotonic()
         self._next_keepalive = 0.0
@@ -543,8 +556,11 @@ class Conn:
         self._cond = threading.Condition()
         self._recv: collections.deque[bytes] = collections.deque()
         self._recv_bytes = 0
+        self._rx_pending: list[bytes] = []
+        self._rx_end = False
         self._eof = False
         self._error: OSError | None = None
+        self._send_error: OSError | None = None
         self._established = False
         self._queued = 0
         self._unsent = 0
@@ -580,18 +596,34 @@ class Conn:
                 if self._app_closed:
                     raise OSError("connection is closed")
                 self._wait(deadline)
-            chunk = self._recv[0]
-            if len(chunk) <= n:
-                self._recv.popleft()
-            else:
-                self._recv[0] = chunk[n:]
-                chunk = chunk[:n]
+            chunk = self._take(n)
             before = self._recv_bytes
             self._recv_bytes -= len(chunk)
             resume = before > RECV_HIGH >= self._recv_bytes
         if resume:
             self._run()
         return chunk
+
+    def _take(self, n: int) -> bytes:
+        """Up to ``n`` received bytes, joining queued pieces (one per QUIC packet) so that
+        a large ``recv`` is not one packet's worth; the caller holds the condition."""
+        queue = self._recv
+        chunk = queue[0]
+        size = len(chunk)
+        if size >= n:
+            if size == n:
+                return queue.popleft()
+            queue[0] = chunk[n:]
+            return chunk[:n]
+        queue.popleft()
+        if not queue or len(queue[0]) + size > n:
+            return chunk
+        pieces = [chunk]
+        while queue and size + len(queue[0]) <= n:
+            piece = queue.popleft()
+            pieces.append(piece)
+            size += len(piece)
+        return b"".join(pieces)
 
     def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
         view = memoryview(buffer).cast("B")
@@ -701,6 +733,8 @@ class Conn:
     def _check_writable(self) -> None:
         if self._error is not None:
             raise self._error
+        if self._send_error is not None:
+            raise self._send_error
         if self._write_shut:
             raise BrokenPipeError("cannot send after shutdown or close")
         if self._terminated:
@@ -729,7 +763,10 @@ class Conn:
             self._endpoint.dropped_datagrams += 1
             return
         self._datagrams.append(data)
-        self._run()
+        # A session reader defers the processing to the end of its batch, so that one
+        # QUIC pass takes every datagram of one socket read (see ``Netceptor.batch``).
+        if not self.engine.netceptor.defer(self, self._run):
+            self._run()
 
     def _post_op(self, op: Callable[[], None]) -> None:
         self._ops.append(op)
@@ -745,21 +782,28 @@ class Conn:
         )
 
     def _run(self) -> None:
-        """Process queued work if no other thread is doing so (see the module docstring)."""
-        while True:
-            if not self._lock.acquire(blocking=False):
-                return
-            try:
-                self._pump()
-            except Exception as err:
-                logger.exception(
-                    "Mesh stream to %s:%s failed", self.remote_node, self.remote_service
-                )
-                self._terminate_locked(StreamError(f"internal error: {err}"))
-            finally:
-                self._lock.release()
-            if not self._has_work():
-                return
+        """Process queued work if no other thread is doing so (see the module docstring).
+        The datagrams a pass produces leave together when it ends (one node batch)."""
+        netceptor = self.engine.netceptor
+        began = netceptor.batch_begin()
+        try:
+            while True:
+                if not self._lock.acquire(blocking=False):
+                    return
+                try:
+                    self._pump()
+                except Exception as err:
+                    logger.exception(
+                        "Mesh stream to %s:%s failed", self.remote_node, self.remote_service
+                    )
+                    self._terminate_locked(StreamError(f"internal error: {err}"))
+                finally:
+                    self._lock.release()
+                if not self._has_work():
+                    return
+        finally:
+            if began:
+                netceptor.batch_end()
 
     # ================================================================ QUIC side (QUIC lock)
 
@@ -820,10 +864,13 @@ class Conn:
             self._quic.receive_datagram(self._datagrams.popleft(), _quic.FAKE_ADDR, now)
             return
         self._holding_since = None
-        quic = self._quic
         datagrams = self._datagrams
-        while datagrams:
-            quic.receive_datagram(datagrams.popleft(), _quic.FAKE_ADDR, now)
+        if len(datagrams) == 1:
+            self._quic.receive_datagram(datagrams.popleft(), _quic.FAKE_ADDR, now)
+            return
+        batch = list(datagrams)
+        datagrams.clear()
+        self._quic.receive_datagrams(batch, now)
 
     def _check_deadlines(self, now: float) -> None:
         if not self._handshake_done and now - self._started > _quic.HANDSHAKE_TIMEOUT:
@@ -864,11 +911,24 @@ class Conn:
         return getattr(self._quic, "_close_event", None) is not None
 
     def _process_events(self) -> None:
+        try:
+            self._process_event_queue()
+        finally:
+            self._flush_received()
+
+    def _process_event_queue(self) -> None:
         quic = self._quic
+        stream_data = events.StreamDataReceived
         while True:
             event = quic.next_event()
             if event is None:
                 return
+            if type(event) is stream_data:
+                self._on_stream_data(event.stream_id, event.data, event.end_stream)
+                if self._terminated:
+                    return
+                continue
+            self._flush_received()  # keep data ahead of what other events cause
             if isinstance(event, events.StreamDataReceived):
                 self._on_stream_data(event.stream_id, event.data, event.end_stream)
             elif isinstance(event, events.HandshakeCompleted):
@@ -877,11 +937,19 @@ class Conn:
                 self._on_terminated(event)
                 return
             elif isinstance(event, events.StreamReset) and event.stream_id == self._sid:
-                self._fail_locked(ConnectionResetError("stream reset by peer"))
+                if self._read_shut or self._app_closed:
+                    # The answer to our STOP_SENDING (shutdown(SHUT_RD) or close()): only
+                    # the peer's direction ends; what we still send must get through.
+                    self._peer_fin = True
+                else:
+                    self._fail_locked(ConnectionResetError("stream reset by peer"))
             elif isinstance(event, events.StopSendingReceived) and event.stream_id == self._sid:
+                self._send_reset = True
+                # Only our sending ends: what the peer still sends us stays readable
+                # (a results stream shut down with SHUT_RDWR while it writes).
                 with self._cond:
-                    if self._error is None and not self._write_shut:
-                        self._error = BrokenPipeError("peer stopped reading")
+                    if self._send_error is None and not self._write_shut:
+                        self._send_error = BrokenPipeError("peer stopped reading")
                     self._cond.notify_all()
             if self._terminated:
                 return
@@ -901,6 +969,9 @@ class Conn:
                 return
             if self._probe:
                 if self._quic.peer_is_receptor_py():
+                    # Our Finished first, so that the listener completes its handshake and
+                    # sees the close at once (not after its draining period).
+                    self._transmit(time.monotonic())
                     self._close_connection_locked(0, "normal close")
                     self._terminate_locked(_UpgradeToLarge("peer accepts large datagrams"))
                     return
@@ -944,15 +1015,29 @@ class Conn:
                     self._terminate_locked(None)
                     return
         if data or end:
-            with self._cond:
-                if data and not self._read_shut and not self._app_closed:
-                    self._recv.append(data)
-                    self._recv_bytes += len(data)
-                if end:
-                    self._eof = True
-                self._cond.notify_all()
+            # Handed to the application once per pass (``_flush_received``).
+            self._rx_pending.append(data)
+            if end:
+                self._rx_end = True
         if end:
             self._peer_fin = True
+
+    def _flush_received(self) -> None:
+        """Give the application what this pass received: one lock, one wake-up."""
+        pieces = self._rx_pending
+        if not pieces:
+            return
+        self._rx_pending = []
+        end, self._rx_end = self._rx_end, False
+        with self._cond:
+            if not self._read_shut and not self._app_closed:
+                for data in pieces:
+                    if data:
+                        self._recv.append(data)
+                        self._recv_bytes += len(data)
+            if end:
+                self._eof = True
+            self._cond.notify_all()
 
     def _reject_stream(self, reason: str) -> None:
         self._close_connection_locked(APP_ERROR, reason)
@@ -973,14 +1058,23 @@ class Conn:
         self._terminate_locked(error)
 
     def _send_locked(self, chunk: memoryview) -> None:
-        if self._sid is not None and not self._quic_closing:
-            self._quic.send_stream_data(self._sid, chunk)
+        if self._sid is not None and not self._quic_closing and not self._send_reset:
+            try:
+                self._quic.send_stream_data(self._sid, chunk)
+            except ValueError:
+                # The peer stopped reading (STOP_SENDING) and QUIC reset our side: the
+                # bytes are discarded; the application gets BrokenPipeError on its next
+                # send (see ``_process_event_queue``).
+                self._send_reset = True
         with self._cond:
             self._queued -= len(chunk)
 
     def _send_fin_locked(self) -> None:
-        if self._sid is not None and not self._quic_closing:
-            self._quic.send_stream_data(self._sid, b"", end_stream=True)
+        if self._sid is not None and not self._quic_closing and not self._send_reset:
+            try:
+                self._quic.send_stream_data(self._sid, b"", end_stream=True)
+            except ValueError:
+                self._send_reset = True  # as in ``_send_locked``
 
     def _stop_reading_locked(self) -> None:
         if self._sid is not None and not self._quic_closing and not self._peer_fin:
@@ -992,10 +1086,13 @@ class Conn:
     def _transmit(self, now: float) -> None:
         netceptor = self.engine.netceptor
         service = self._endpoint.service
-        for datagram, _ in self._quic.datagrams_to_send(now):
+        datagrams = self._quic.datagram_payloads(now)
+        if datagrams:
             try:
-                netceptor.send_message(
-                    service, self.remote_node, self.remote_service, datagram, wait=False
+                # All of this pass's datagrams in one write, under the QUIC lock, so
+                # that packets leave in the order QUIC numbered them.
+                netceptor.send_messages(
+                    service, self.remote_node, self.remote_service, datagrams, wait=False
                 )
             except MeshError as err:
                 if str(err) == PROBLEM_SERVICE_UNKNOWN:
