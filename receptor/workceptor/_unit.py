@@ -230,7 +230,11 @@ class WorkUnit:
                 break
             except FileNotFoundError:
                 status = self.snapshot()
-                if self.released or is_complete(status.state) or status.state == CANCELED:
+                # A remote unit's status can say "complete, N bytes" before the first of
+                # those bytes has been copied here: only a unit with nothing (more) to show
+                # ends its stream without a stdout file.
+                ended = is_complete(status.state) or status.state == CANCELED
+                if self.released or (ended and status.stdout_size <= max(start, 0)):
                     return
                 self.wait_change(delay)
                 delay = min(delay * 2, RESULTS_MAX_WAIT)
