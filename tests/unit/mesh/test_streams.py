@@ -538,6 +538,35 @@ def test_golden_quic_go_initial_is_recognised_as_upstream():
     assert not _quic.initial_is_marked(initial)
 
 
+def test_upstreams_client_hello_accepts_our_ed25519_service_certificate():
+    """Our services without TLS sign handshakes with Ed25519 (upstream: RSA-2048). quic-go's
+    real ClientHello offers ed25519, so our server answers it with its certificate (an
+    unsupported key would end the handshake with an alert instead)."""
+    import time
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from qh3.quic.connection import QuicConnection
+    from qh3.quic.events import ConnectionTerminated, ProtocolNegotiated
+
+    cert_pem, key_pem = _quic.self_signed_pem()
+    assert isinstance(serialization.load_pem_private_key(key_pem, None), Ed25519PrivateKey)
+    initial = _golden_quic_go_initial()
+    server = QuicConnection(
+        configuration=_quic.server_configuration(cert_pem, key_pem, large=False),
+        original_destination_connection_id=_quic.initial_dcid(initial),
+    )
+    server.receive_datagram(initial, ("127.0.0.1", 4433), now=time.monotonic())
+    events = []
+    while (event := server.next_event()) is not None:
+        events.append(event)
+    assert not any(isinstance(event, ConnectionTerminated) for event in events)
+    assert any(isinstance(event, ProtocolNegotiated) for event in events)
+    answer = server.datagrams_to_send(now=time.monotonic())
+    # ServerHello, then the Handshake flight carrying the certificate and its signature.
+    assert len(answer) >= 2 and all(len(datagram) <= 1200 for datagram, _ in answer)
+
+
 def test_listener_answers_upstreams_client_hello_with_small_datagrams(make_node):
     """quic-go's real ClientHello (Initial keys derive from its public connection ID, so our
     listener can read it): the answer is a QUIC v1 Initial to quic-go's connection ID, in
