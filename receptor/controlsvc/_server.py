@@ -1,9 +1,10 @@
 """The control server: listeners, the accept loop and one thread per client.
 
 Shaped like ``socketserver``: a selector loop over every listening socket plus a wake-up
-socket pair for ``stop``; each accepted client runs a :class:`ControlSession` in its own
-thread; ``stop`` closes the listeners, shuts the clients' sockets down and joins their
-threads. Several ``control-service`` entities share one server (and one command table),
+socket pair for ``stop``; each accepted client runs a :class:`ControlSession` in a thread of
+its own (taken from :class:`~receptor._workers.Workers`, which reuses the threads of
+finished sessions); ``stop`` closes the listeners, shuts the clients' sockets down and joins
+the threads. Several ``control-service`` entities share one server (and one command table),
 each adding its listeners.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 from receptor._errors import ConfigError, ReceptorError
 from receptor._log import logger
+from receptor._workers import Workers
 from receptor.backends.tcp import listen_tcp
 from receptor.controlsvc._session import ControlSession, Handler
 from receptor.netceptor import Conn, Listener, Netceptor
@@ -88,8 +90,10 @@ class ControlServer:
         self._listener_tls: dict[socket.socket, ServerTLS] = {}
         self._mesh: list[Listener] = []
         self._mesh_threads: list[threading.Thread] = []
-        self._mesh_clients: dict[Conn, threading.Thread] = {}
-        self._clients: dict[socket.socket, threading.Thread] = {}
+        #: Clients being served (the sessions' threads come from ``_workers``).
+        self._mesh_clients: dict[Conn, None] = {}
+        self._clients: dict[socket.socket, None] = {}
+        self._workers = Workers("control-session")
         self._wake_r, self._wake_w = socket.socketpair()
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ)
@@ -157,14 +161,12 @@ class ControlServer:
                 conn = listener.accept()
             except OSError:
                 return  # the listener was closed
-            thread = threading.Thread(target=self._serve_mesh, args=(conn,), name="control-session")
-            thread.daemon = True
             with self._lock:
                 if self._stopping:
                     conn.close()
                     return
-                self._mesh_clients[conn] = thread
-            thread.start()
+                self._mesh_clients[conn] = None
+            self._workers.run(self._serve_mesh, conn)
 
     def _serve_mesh(self, conn: Conn) -> None:
         logger.debug(
@@ -196,18 +198,12 @@ class ControlServer:
                     logger.error("Error accepting connection: %s", err)
                     continue
                 transport = self._listeners.get(sock, "tcp")
-                thread = threading.Thread(
-                    target=self._serve,
-                    args=(client, transport, self._listener_tls.get(sock)),
-                    name="control-session",
-                )
-                thread.daemon = True
                 with self._lock:
                     if self._stopping:
                         client.close()
                         return
-                    self._clients[client] = thread
-                thread.start()
+                    self._clients[client] = None
+                self._workers.run(self._serve, client, transport, self._listener_tls.get(sock))
 
     def _serve(self, client: socket.socket, transport: str, tls: ServerTLS | None = None) -> None:
         if tls is not None:
@@ -243,10 +239,11 @@ class ControlServer:
         except (OSError, IndexError, TypeError):
             address = "control client"
         with self._lock:
-            thread = self._clients.pop(client, None)
+            known = client in self._clients
+            self._clients.pop(client, None)
             wrapped = tls.socket(client)
-            if thread is not None:
-                self._clients[wrapped] = thread
+            if known:
+                self._clients[wrapped] = None
         try:
             return tls.handshake(wrapped, address)
         except (OSError, TLSPeerError):
@@ -283,8 +280,7 @@ class ControlServer:
                 client.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        for thread in [*clients.values(), *mesh_clients.values()]:
-            thread.join(5.0)
+        self._workers.stop()
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
