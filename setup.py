@@ -13,6 +13,8 @@ import os
 from setuptools import Extension, setup
 
 CORE_MODULES = ["_highwayhash_c", "_codec_c", "_routing_c"]
+#: Compiled modules outside the core (each falls back to Python the same way).
+OTHER_MODULES = ["receptor.workceptor._runner_c"]
 
 
 def _flag(name: str) -> bool:
@@ -43,6 +45,15 @@ def extensions() -> list:
             extra_compile_args=["-O2"],
         )
         for name in CORE_MODULES
+    ]
+    exts += [
+        Extension(
+            name,
+            [name.replace(".", "/") + ".pyx"],
+            define_macros=macros,
+            extra_compile_args=["-O2"],
+        )
+        for name in OTHER_MODULES
     ]
     return cythonize(
         exts,

@@ -10,6 +10,8 @@ control replies are upstream's):
 * Runners are forked from a small fork server (or, failing that, started as
   ``python -I -S _runner.py``), not by re-executing the daemon; they name themselves
   ``rcpt-<unit id>`` so that a restarted daemon can tell a live runner from a reused PID.
+  A forked runner runs C code only (``_runner_c.pyx``) unless the extensions are off or the
+  unit's parameters or command are at fault; the Python runner does the same then.
   A runner that is gone while its unit is still Pending/Running makes the unit Failed
   ``Command runner exited unexpectedly`` (upstream leaves it Running forever).
 * ExtraData becomes null once the runner has exited, also for units picked up after a restart

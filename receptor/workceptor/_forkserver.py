@@ -3,24 +3,45 @@
 Starting a fresh interpreter for every unit costs tens of milliseconds; forking this small,
 single-threaded helper (started once by the daemon, standard library only) costs about one.
 Each request is one JSON line ``{"unitdir","command","params","loglevel"}``; the server forks,
-the child becomes a session leader and runs :func:`_runner.run`, and the server answers
+the child becomes a session leader and supervises the command (in C, ``_runner_c``, when it
+is built and extensions are on; else, or for a unit whose parameters or command are at
+fault, by :func:`_runner.run`), and the server answers
 ``<pid>\\n`` with a pidfd of the child attached (SCM_RIGHTS), so the daemon can watch it with
 no PID-reuse race. The server reaps its children and exits when the daemon's end closes
 (runners live on: they are in sessions of their own).
 """
 
+import importlib
 import json
 import os
 import select
 import signal
 import socket
 import sys
+from typing import Any
 
 if __package__:
     from receptor.workceptor import _runner
+    from receptor.workceptor._shlex import SplitError, split
+    from receptor.workceptor._status import go_json
 else:  # run as a script by path (python -I does not put its folder on sys.path)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import _runner  # type: ignore[no-redef]
+    from _shlex import SplitError, split  # type: ignore[no-redef]
+    from _status import go_json  # type: ignore[no-redef]
+
+
+def _load_c_runner() -> Any:
+    """The C runner (``_runner_c``), or None: extensions off or not built."""
+    if os.environ.get("RECEPTOR_NO_EXTENSIONS", "") not in ("", "0"):
+        return None
+    try:
+        return importlib.import_module(f"{__package__}._runner_c" if __package__ else "_runner_c")
+    except ImportError:
+        return None
+
+
+_runner_c = _load_c_runner()
 
 
 def _reap() -> None:
@@ -65,6 +86,56 @@ def _child(
         os._exit(code)
 
 
+def _fork_c(request: dict[str, str], close: tuple[int, ...], named: int) -> int | None:
+    """Fork a C runner (``_runner_c``) for ``request``; its PID, or None when the Python
+    runner is to run the unit: no C runner here, or a case whose Detail the Python runner
+    words (parameters that cannot be split, a command not found).
+
+    The C child does what ``_runner.run`` does; this part, in the fork server, does the
+    steps before the fork that need Python (and whose errors the Python runner reports).
+    """
+    if _runner_c is None:
+        return None
+    unit_dir, command = request["unitdir"], request["command"]
+    try:
+        args = split(request["params"])
+        path = _runner.look_path(command)
+    except (SplitError, LookupError):
+        return None
+    argv = [os.fsencode(word) for word in (command, *args)]
+    if any(b"\0" in word for word in (*argv, os.fsencode(unit_dir))):
+        return None  # C strings cannot carry it; the Python runner reports the error
+    out_fd = os.open(
+        os.path.join(unit_dir, "stdout"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600
+    )
+    try:
+        try:
+            in_fd = os.open(os.path.join(unit_dir, "stdin"), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            in_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            spawn_error = go_json(f"fork/exec {path}: ")[:-1].encode("utf-8", "surrogateescape")
+            return int(
+                _runner_c.fork_runner(
+                    _runner.process_name(unit_dir).encode(),
+                    os.fsencode(os.path.join(unit_dir, "status")),
+                    os.fsencode(os.path.join(unit_dir, "status.lock")),
+                    os.fsencode(path),
+                    argv,
+                    in_fd,
+                    out_fd,
+                    named,
+                    close,
+                    spawn_error,
+                    request["loglevel"],
+                )
+            )
+        finally:
+            os.close(in_fd)
+    finally:
+        os.close(out_fd)
+
+
 def serve(sock: socket.socket) -> None:
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
@@ -93,9 +164,11 @@ def serve(sock: socket.socket) -> None:
             line, buffer = buffer.split(b"\n", 1)
             request = json.loads(line)
             named_r, named_w = os.pipe2(os.O_CLOEXEC)
-            pid = os.fork()
-            if pid == 0:
-                _child(sock, (wake_r, wake_w, named_r), named_w, request)
+            pid = _fork_c(request, (sock.fileno(), wake_r, wake_w, named_r), named_w)
+            if pid is None:
+                pid = os.fork()
+                if pid == 0:
+                    _child(sock, (wake_r, wake_w, named_r), named_w, request)
             os.close(named_w)
             os.read(named_r, 1)  # end of file once the child is named (or gone)
             os.close(named_r)

@@ -11,13 +11,13 @@ SIGINT or SIGTERM to the runner: SIGINT to the command, SIGKILL after 10 s, then
 ``Killed``. Only the command (the runner's direct child) is signalled, as upstream does.
 
 Standard library only, and no package imports when run as a script: it starts in a few
-milliseconds instead of importing the daemon.
+milliseconds instead of importing the daemon. ``_runner_c.pyx`` is its twin in C, which the
+fork server uses when it is built (the two are tested against each other).
 """
 
 import os
 import select
 import signal
-import subprocess
 import sys
 import time
 
@@ -170,9 +170,7 @@ def run(unit_dir: str, command: str, params: str, log_level: str = "info") -> in
         in_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
         path = look_path(command)
-        proc = subprocess.Popen(
-            [command, *args], executable=path, stdin=in_fd, stdout=out_fd, stderr=out_fd
-        )
+        pid = spawn(path, [command, *args], in_fd, out_fd)
     except LookupError as err:
         _set(status_file, FAILED, str(err), 0)
         return 1
@@ -183,8 +181,8 @@ def run(unit_dir: str, command: str, params: str, log_level: str = "info") -> in
     finally:
         os.close(in_fd)
     size = os.fstat(out_fd).st_size
-    _set(status_file, RUNNING, f"Running: PID {proc.pid}", size)
-    pidfd = os.pidfd_open(proc.pid)
+    _set(status_file, RUNNING, f"Running: PID {pid}", size)
+    pidfd = os.pidfd_open(pid)
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
     poller.register(wake_r, select.POLLIN)
@@ -200,20 +198,46 @@ def run(unit_dir: str, command: str, params: str, log_level: str = "info") -> in
                 except BlockingIOError:
                     break
         if interrupted.flag:
-            _stop(proc.pid, pidfd, log_level)
-            _, raw = os.waitpid(proc.pid, 0)
-            proc.returncode = -1
+            _stop(pid, pidfd, log_level)
+            os.waitpid(pid, 0)
             _set(status_file, FAILED, "Killed", os.fstat(out_fd).st_size)
             return 1
         current = os.fstat(out_fd).st_size
         if current != size:
             size = current
             _set_size(status_file, size)
-    _, raw = os.waitpid(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(raw)
+    _, raw = os.waitpid(pid, 0)
     state, detail = exit_detail(raw)
     _set(status_file, state, detail, os.fstat(out_fd).st_size)
-    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    code = os.waitstatus_to_exitcode(raw)
+    return code if code >= 0 else 128 - code
+
+
+#: Signals the command starts with at their default action (Python ignores SIGPIPE and
+#: SIGXFSZ, the fork server ignores SIGINT; a command must not inherit any of that).
+_DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def spawn(path: str, argv: list[str], in_fd: int, out_fd: int) -> int:
+    """Start the command with ``in_fd`` as stdin and ``out_fd`` as stdout and stderr.
+
+    ``posix_spawn`` (a vfork and exec in glibc) rather than ``subprocess``: it copies no page
+    tables, reports a failed exec as an ``OSError`` here, and ``subprocess`` would import
+    ``threading``, whose fork hooks slow down every fork of the fork server.
+    Every other descriptor the runner holds is close-on-exec.
+    """
+    return os.posix_spawn(
+        path,
+        argv,
+        os.environ,
+        file_actions=[
+            (os.POSIX_SPAWN_DUP2, in_fd, 0),
+            (os.POSIX_SPAWN_DUP2, out_fd, 1),
+            (os.POSIX_SPAWN_DUP2, out_fd, 2),
+        ],
+        setsigmask=(),
+        setsigdef=_DEFAULT_SIGNALS,
+    )
 
 
 def _stop(pid: int, pidfd: int, log_level: str) -> None:

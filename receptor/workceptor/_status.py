@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED = 0, 1, 2, 3, 4
@@ -46,15 +45,45 @@ def go_json(value: Any) -> str:
     return text.translate(_GO_ESCAPES)
 
 
-@dataclass
 class Status:
-    """One unit's status record."""
+    """One unit's status record.
 
-    state: int = PENDING
-    detail: str = ""
-    stdout_size: int = 0
-    work_type: str = ""
-    extra_data: Any = None
+    A plain class rather than a dataclass: the command runner's fork server imports this
+    module, and every module it imports makes each fork of it slower.
+    """
+
+    __slots__ = ("detail", "extra_data", "state", "stdout_size", "work_type")
+
+    def __init__(
+        self,
+        state: int = PENDING,
+        detail: str = "",
+        stdout_size: int = 0,
+        work_type: str = "",
+        extra_data: Any = None,
+    ) -> None:
+        self.state = state
+        self.detail = detail
+        self.stdout_size = stdout_size
+        self.work_type = work_type
+        self.extra_data = extra_data
+
+    def _fields(self) -> tuple[int, str, int, str, Any]:
+        return (self.state, self.detail, self.stdout_size, self.work_type, self.extra_data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Status):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        state, detail, size, work_type, extra = self._fields()
+        return (
+            f"Status(state={state!r}, detail={detail!r}, stdout_size={size!r}, "
+            f"work_type={work_type!r}, extra_data={extra!r})"
+        )
 
     def encode(self) -> bytes:
         record = {
@@ -88,6 +117,21 @@ class Status:
         return Status(self.state, self.detail, self.stdout_size, self.work_type, extra)
 
 
+_READ_SIZE = 65536
+
+
+def _read_all(fd: int) -> bytes:
+    """A regular file's contents from the current offset: a short read is its end, so a
+    small status file costs one ``read``."""
+    chunk = os.read(fd, _READ_SIZE)
+    if len(chunk) < _READ_SIZE:
+        return chunk
+    chunks = [chunk]
+    while chunk := os.read(fd, _READ_SIZE):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class StatusFile:
     """``status`` plus its ``status.lock`` in one unit directory."""
 
@@ -112,8 +156,11 @@ class StatusFile:
         """
         fd = self._locked()
         try:
-            with open(self.path, "rb") as handle:
-                raw = handle.read()
+            handle = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                raw = _read_all(handle)
+            finally:
+                os.close(handle)
             status = Status.decode(raw)
             if apply is not None:
                 apply(status)
@@ -135,9 +182,7 @@ class StatusFile:
         try:
             out = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                raw = b""
-                while chunk := os.read(out, 65536):
-                    raw += chunk
+                raw = _read_all(out)
                 status = Status.decode(raw) if raw.strip() else Status()
                 change(status)
                 record = status.encode()
