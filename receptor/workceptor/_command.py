@@ -82,6 +82,8 @@ def _runner_alive(pid: int, unit_dir: str) -> bool:
 class CommandUnit(WorkUnit):
     """One unit of a :class:`CommandWorkType`."""
 
+    start_writes_status = True  # "Launching command runner", under the status lock
+
     def __init__(self, manager: "Workceptor", unit_id: str, work_type: CommandWorkType) -> None:
         super().__init__(manager, unit_id, work_type.name)
         self.work_type = work_type

@@ -17,6 +17,7 @@ _NON_PARAMS = frozenset(
     {"command", "subcommand", "node", "worktype", "tlsclient", "ttl", "signwork", "signature"}
 )
 _ID_SUBCOMMANDS = ("status", "cancel", "release", "force-release")
+WAITING_FOR_INPUT = "Waiting for Input Data"
 _INT64_MAX = 2**63 - 1
 
 
@@ -187,11 +188,12 @@ class WorkCommand:
         if node == self.manager.node_id or node.lower() == "localhost":
             if ttl:
                 raise CommandError("ttl option is intended for remote work only")
-            unit = self.manager.allocate(work_type, work_params)
+            unit = self.manager.allocate(work_type, work_params, WAITING_FOR_INPUT)
         else:
             unit = self._remote_unit(node, work_type, work_params, tlsclient, ttl, sign_work)
         self._receive_stdin(session, unit)
-        unit.save_basic(PENDING, "Starting Worker", 0)
+        if not unit.start_writes_status:
+            unit.save_basic(PENDING, "Starting Worker", 0)
         try:
             result = unit.start()
         except (WorkError, OSError) as err:
@@ -221,7 +223,8 @@ class WorkCommand:
         path = os.path.join(unit.dir, "stdin")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            unit.save_basic(PENDING, "Waiting for Input Data", 0)
+            if unit.status.detail != WAITING_FOR_INPUT:
+                unit.save_basic(PENDING, WAITING_FOR_INPUT, 0)
             session.write(f"Work unit created with ID {unit.id}. Send stdin data and EOF.\n")
             # Unbuffered: the bytes are on disk as they arrive (upstream shows them so).
             with open(fd, "wb", buffering=0, closefd=False) as stdin:

@@ -33,7 +33,12 @@ if TYPE_CHECKING:
 
 #: Bytes read from ``stdout`` per step of a results stream.
 RESULTS_CHUNK = 256 * 1024
-#: Longest sleep of a results stream between looks at a growing ``stdout``.
+#: First and longest sleep of a results stream between looks at a growing ``stdout``.
+#: Each status change the daemon makes (a unit's end included) and each chunk a remote
+#: unit copies in wakes the stream at once; the sleep only paces looks at output that a
+#: command writes while it runs, so it starts at 50 ms rather than waking fifty
+#: concurrent streams every few milliseconds.
+RESULTS_FIRST_WAIT = 0.05
 RESULTS_MAX_WAIT = 0.25
 #: Missing-``stdout`` checks before a results stream gives up (upstream: 4 checks 1 s apart).
 MISSING_STDOUT_LIMIT = 4.0
@@ -64,6 +69,10 @@ class WorkType:
 
 class WorkUnit:
     """One unit of work with its directory and status record."""
+
+    #: Whether :meth:`start` writes the unit's next status at once; a submit then skips its
+    #: transient ``Starting Worker`` write (upstream's state for the microseconds between).
+    start_writes_status = False
 
     def __init__(self, manager: "Workceptor", unit_id: str, work_type: str) -> None:
         self.manager = manager
@@ -241,14 +250,14 @@ class WorkUnit:
         with handle:
             handle.seek(max(start, 0))
             offset = max(start, 0)
-            delay = 0.002
+            delay = RESULTS_FIRST_WAIT
             missing_since: float | None = None
             while True:
                 data = handle.read(RESULTS_CHUNK)
                 if data:
                     sock.sendall(data)
                     offset += len(data)
-                    delay = 0.002
+                    delay = RESULTS_FIRST_WAIT
                     continue
                 status = self.snapshot()
                 if is_complete(status.state) and offset >= status.stdout_size:

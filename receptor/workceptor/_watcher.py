@@ -1,12 +1,14 @@
 """One thread that learns, without polling, when watched processes exit.
 
-Each watched PID gets a Linux pidfd (readable once the process has exited) in one epoll
-selector. This works for the daemon's own children (which it then reaps) and equally for
-command runners found again after a daemon restart, which are not its children.
+Each watched PID gets a Linux pidfd (readable once the process has exited) in one epoll set.
+This works for the daemon's own children (which it then reaps) and equally for command
+runners found again after a daemon restart, which are not its children. The thread that
+starts watching adds the pidfd to the epoll set itself (``epoll_ctl`` may be called while
+another thread waits in ``epoll_wait``), so watching a process wakes nobody.
 """
 
 import os
-import selectors
+import select
 import socket
 import threading
 from collections.abc import Callable
@@ -18,12 +20,13 @@ class ProcessWatcher:
     """Calls ``on_exit()`` in the watcher thread once the process has exited."""
 
     def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
+        self._epoll = select.epoll()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._epoll.register(self._wake_r.fileno(), select.EPOLLIN)
         self._lock = threading.Lock()
-        self._pending: list[tuple[int, int, bool, Callable[[], None]]] = []
+        #: pidfd → (pid, whether it is our child to reap, on_exit)
+        self._watched: dict[int, tuple[int, bool, Callable[[], None]]] = {}
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="work-watcher", daemon=True)
         self._thread.start()
@@ -42,28 +45,26 @@ class ProcessWatcher:
     ) -> None:
         """Watch a process by a pidfd we own from now on (closed after the exit)."""
         with self._lock:
-            self._pending.append((pid, pidfd, child, on_exit))
-        self._wake_w.send(b"x")
+            if self._stopping:
+                os.close(pidfd)
+                return
+            self._watched[pidfd] = (pid, child, on_exit)
+            # Under the lock, so that stop() cannot close the epoll set in between.
+            self._epoll.register(pidfd, select.EPOLLIN)
 
     def _loop(self) -> None:
+        wake = self._wake_r.fileno()
         while True:
-            for key, _ in self._selector.select():
-                if key.fileobj is self._wake_r:
-                    try:
-                        self._wake_r.recv(4096)
-                    except BlockingIOError:
-                        pass
-                    with self._lock:
-                        pending, self._pending = self._pending, []
-                        if self._stopping:
-                            return
-                    for pid, pidfd, child, on_exit in pending:
-                        self._selector.register(pidfd, selectors.EVENT_READ, (pid, child, on_exit))
-                    continue
-                pid, child, on_exit = key.data
-                fd = key.fd
-                self._selector.unregister(fd)
+            for fd, _ in self._epoll.poll():
+                if fd == wake:
+                    return  # stop() is the only writer
+                with self._lock:
+                    entry = self._watched.pop(fd, None)
+                    if entry is None:
+                        continue
+                    self._epoll.unregister(fd)
                 os.close(fd)
+                pid, child, on_exit = entry
                 if child:
                     try:
                         os.waitpid(pid, 0)
@@ -75,7 +76,17 @@ class ProcessWatcher:
                     logger.exception("Error handling the exit of process %d", pid)
 
     def stop(self) -> None:
+        """Stop watching (the processes go on); a second call does nothing."""
         with self._lock:
+            if self._stopping:
+                return
             self._stopping = True
         self._wake_w.send(b"x")
         self._thread.join(5.0)
+        with self._lock:
+            for pidfd in self._watched:
+                os.close(pidfd)
+            self._watched.clear()
+            self._epoll.close()
+        self._wake_r.close()
+        self._wake_w.close()

@@ -28,6 +28,19 @@ from receptor.workceptor._unit import UnknownTypeUnit, WorkError, WorkType, Work
 from receptor.workceptor._watcher import ProcessWatcher
 
 _ID_ALPHABET = string.ascii_letters + string.digits
+_ID_LENGTH = 8
+
+
+def _random_id() -> str:
+    """Eight characters from ``_ID_ALPHABET``, uniformly, from one read of the system RNG
+    (``secrets.choice`` per character would read it eight times)."""
+    value = int.from_bytes(secrets.token_bytes(16), "big")
+    characters = []
+    for _ in range(_ID_LENGTH):
+        value, index = divmod(value, len(_ID_ALPHABET))
+        characters.append(_ID_ALPHABET[index])
+    return "".join(characters)
+
 
 #: ``remote_submit(manager, node, work_type, params, tlsclient, ttl, signwork) -> WorkUnit``.
 RemoteSubmit = Callable[["Workceptor", str, str, dict[str, str], str, str, bool], WorkUnit]
@@ -102,9 +115,9 @@ class Workceptor:
 
     def new_unit_id(self) -> str:
         """An unused ID whose directory this call created (so no other allocation gets it)."""
-        self._make_dirs()
+        made_dirs = False
         while True:
-            unit_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+            unit_id = _random_id()
             with self._lock:
                 if unit_id in self.units:
                     continue
@@ -112,10 +125,24 @@ class Workceptor:
                     os.mkdir(os.path.join(self.data_dir, unit_id), 0o700)
                 except FileExistsError:
                     continue
+                except (FileNotFoundError, NotADirectoryError):
+                    # The data directory is made on first use (and again if removed); if
+                    # that cannot be done, its error (naming the directory) is the answer.
+                    if made_dirs:
+                        raise
+                    self._make_dirs()
+                    made_dirs = True
+                    continue
                 return unit_id
 
-    def allocate(self, work_type: str, params: Mapping[str, str]) -> WorkUnit:
-        """A new local unit of ``work_type`` in state Pending ``Unit Created``."""
+    def allocate(
+        self, work_type: str, params: Mapping[str, str], detail: str = "Unit Created"
+    ) -> WorkUnit:
+        """A new local unit of ``work_type`` in state Pending ``detail``.
+
+        A submit passes ``Waiting for Input Data``, the state its unit would be in a few
+        microseconds later anyway: one status write fewer per unit.
+        """
         registered = self.types.get(work_type)
         if registered is None or work_type == "remote":
             raise WorkError(f"unknown work type {work_type}")
@@ -126,7 +153,7 @@ class Workceptor:
         if set_params is not None:
             set_params(params)
         extra = getattr(unit, "initial_extra", lambda: None)()
-        unit.save(state=PENDING, detail="Unit Created", stdout_size=0, extra_data=extra)
+        unit.save(state=PENDING, detail=detail, stdout_size=0, extra_data=extra)
         with self._lock:
             self.units[unit_id] = unit
         return unit
