@@ -20,14 +20,22 @@ Where we differ from upstream, on purpose:
   behind).
 * A unit that already failed before it ever started (cancelled locally, expired) keeps its
   detail across a restart instead of becoming "Failed to restart".
+* Status requests go over control sessions kept open per target node
+  (:meth:`RemoteWorkType.exchange`) instead of one connection per unit: every connection
+  is a QUIC and TLS handshake on both nodes. Upstream's target sees the same commands,
+  only more of them on one connection (its control sessions allow that).
+* After the target confirms a cancel, its status is read on the same session, so the
+  Canceled state is here before the client's next request, as the golden transcript
+  shows it.
 """
 
 import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from receptor._errors import ReceptorError
 from receptor._goduration import parse_duration
@@ -61,8 +69,14 @@ STATUS_PERIOD = 1.0
 #: stream is reopened.
 STALL_POLLS = 3
 
+#: Idle control sessions kept per target node (and TLS client), and for how long.
+IDLE_SESSIONS = 8
+IDLE_SESSION_SECONDS = 10.0
+
 #: What a failed connection attempt raises (TLS failures are ReceptorErrors).
 _CONNECT_ERRORS = (OSError, ReceptorError)
+
+_T = TypeVar("_T")
 
 
 def _is_tls_failure(err: BaseException) -> bool:
@@ -90,6 +104,9 @@ class RemoteWorkType(WorkType):
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._sessions: set[RemoteControl] = set()
+        #: Idle sessions by (node, tlsclient), each with the time it was given back.
+        self._idle: dict[tuple[str, str], list[tuple[float, RemoteControl]]] = {}
+        self._reaper: threading.Thread | None = None
 
     def new_unit(self, manager: "Workceptor", unit_id: str) -> "RemoteUnit":
         return RemoteUnit(manager, unit_id, self)
@@ -165,11 +182,97 @@ class RemoteWorkType(WorkType):
             self._sessions.discard(session)
         session.close()
 
+    def exchange(
+        self,
+        node: str,
+        tlsclient: str,
+        timeout: float,
+        action: "Callable[[RemoteControl], _T]",
+    ) -> _T:
+        """``action(session)`` on an idle session with ``node`` or a new one.
+
+        The session goes back to the idle pool after a complete exchange (an ``ERROR``
+        reply included: the session is still in step), and is closed after anything else.
+        An idle session that turns out to be dead (the target restarted) is replaced by a
+        new one at once; a new session's failure is the caller's to handle.
+        """
+        key = (node, tlsclient)
+        if node not in self.netceptor.routes():
+            self._drop_idle(key)  # the target is gone: its sessions are dead or dying
+        while True:
+            session = self._take_idle(key)
+            reused = session is not None
+            if session is None:
+                session = self.open_session(node, tlsclient, timeout)
+            try:
+                result = action(session)
+            except RemoteUnitGone:
+                self._give_back(key, session)
+                raise
+            except _CONNECT_ERRORS:
+                self.close_session(session)
+                if reused:
+                    continue
+                raise
+            except BaseException:
+                self.close_session(session)
+                raise
+            self._give_back(key, session)
+            return result
+
+    def _take_idle(self, key: tuple[str, str]) -> RemoteControl | None:
+        with self._lock:
+            idle = self._idle.get(key)
+            if not idle:
+                return None
+            _, session = idle.pop()
+            return session
+
+    def _drop_idle(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            idle = self._idle.pop(key, [])
+        for _, session in idle:
+            self.close_session(session)
+
+    def _give_back(self, key: tuple[str, str], session: RemoteControl) -> None:
+        with self._lock:
+            if not self.stopping.is_set():
+                idle = self._idle.setdefault(key, [])
+                if len(idle) < IDLE_SESSIONS:
+                    idle.append((time.monotonic(), session))
+                    if self._reaper is None:
+                        self._reaper = threading.Thread(
+                            target=self._reap, name="remote-sessions-reaper", daemon=True
+                        )
+                        self._reaper.start()
+                    return
+        self.close_session(session)
+
+    def _reap(self) -> None:
+        """Close sessions idle for :data:`IDLE_SESSION_SECONDS`; ends when none are left."""
+        while not self.stopping.wait(IDLE_SESSION_SECONDS / 4):
+            deadline = time.monotonic() - IDLE_SESSION_SECONDS
+            with self._lock:
+                expired = []
+                for key, idle in list(self._idle.items()):
+                    expired += [session for since, session in idle if since < deadline]
+                    idle[:] = [(since, session) for since, session in idle if since >= deadline]
+                    if not idle:
+                        del self._idle[key]
+                if not self._idle:
+                    self._reaper = None
+            for session in expired:
+                self.close_session(session)
+            with self._lock:
+                if self._reaper is None:
+                    return
+
     def stop(self) -> None:
         """Unblock every remote unit's threads (they end; the units resume at restart)."""
         self.stopping.set()
         with self._lock:
             sessions = list(self._sessions)
+            self._idle.clear()
         for session in sessions:
             session.close()
 
@@ -242,6 +345,12 @@ class RemoteUnit(WorkUnit):
         return self.work_type.open_session(
             str(extra.get("RemoteNode", "")), str(extra.get("TLSClient", "")), timeout
         )
+
+    def _exchange(self, timeout: float, action: "Callable[[RemoteControl], _T]") -> _T:
+        """One request on a pooled session with the target (status requests)."""
+        extra = self.extra()
+        node, tlsclient = str(extra.get("RemoteNode", "")), str(extra.get("TLSClient", ""))
+        return self.work_type.exchange(node, tlsclient, timeout, action)
 
     def _stopping(self) -> bool:
         return self.work_type.stopping.is_set() or self.released
@@ -414,14 +523,11 @@ class RemoteUnit(WorkUnit):
     def _status_mirror(self, done: threading.Event, poll_now: threading.Event) -> None:
         remote_id = str(self.extra().get("RemoteUnitID", ""))
         backoff = Backoff()
-        session: RemoteControl | None = None
         stalled: tuple[int, int] = (-1, 0)
         try:
             while not self._stopping() and self._pending is None:
                 try:
-                    if session is None:
-                        session = self._open(DIAL_TIMEOUT)
-                    remote = session.status(remote_id)
+                    remote = self._exchange(DIAL_TIMEOUT, lambda session: session.status(remote_id))
                 except RemoteUnitGone:
                     if not self.extra().get("LocalReleased"):
                         self.save_basic(FAILED, "Remote work unit is gone")
@@ -430,9 +536,6 @@ class RemoteUnit(WorkUnit):
                     logger.error("Remote work unit %s: status: %s", self.id, err)
                     return
                 except (*_CONNECT_ERRORS, ValueError) as err:
-                    if session is not None:
-                        self.work_type.close_session(session)
-                        session = None
                     self._log_connect_error(err)
                     self._sleep(backoff())
                     continue
@@ -445,8 +548,6 @@ class RemoteUnit(WorkUnit):
                 poll_now.clear()
         finally:
             done.set()
-            if session is not None:
-                self.work_type.close_session(session)
 
     def _check_stall(self, stalled: tuple[int, int]) -> tuple[int, int]:
         """(local size, polls without growth) once the target's unit is over.
@@ -528,9 +629,18 @@ class RemoteUnit(WorkUnit):
     def _send_command(self, subcommand: str, timeout: float) -> None:
         """Send ``cancel`` / ``release`` / ``force-release`` for the target's unit."""
         remote_id = str(self.extra().get("RemoteUnitID", ""))
+        # A new session, not a pooled one: a pooled session to a target that has just gone
+        # away would hang until the transport's idle timeout, where a new one fails within
+        # ``timeout`` and the command becomes pending at once.
         session = self._open(timeout)
         try:
             session.unit_command(subcommand, remote_id, self._signature())
+            if subcommand == "cancel":
+                # The target's Canceled state, here before the client's next request.
+                try:
+                    self._copy_status(session.status(remote_id))
+                except (RemoteProtocolError, RemoteUnitGone, OSError) as err:
+                    logger.debug("Remote work unit %s: status after cancel: %s", self.id, err)
         finally:
             self.work_type.close_session(session)
 

@@ -92,6 +92,24 @@ def test_remote_echo_mirrors_status_and_output(line2):
     assert (unit_dir(n1, unit_id) / "stdout").read_bytes() == b"hello there\n"
 
 
+def test_status_and_release_reuse_control_sessions_with_the_target(line2):
+    """Status requests go over sessions kept open to the target; each unit costs the
+    target only its submit, its results stream and its release as new sessions."""
+    n1, n2 = line2
+    connected = "Client connected to control service from n1:"
+    before = n2.log.count(connected)
+    units = 6
+    for index in range(units):
+        unit_id, _ = submit_remote(n1, "n2", "echo", params=f"unit {index}")
+        wait_done(n1, unit_id)
+        assert results(n1, unit_id) == f"hello unit {index}\n".encode()
+        assert n1.command(f"work release {unit_id}") == {"released": unit_id}
+    wait_until(lambda: n2.command("work list") == {})
+    sessions = n2.log.count(connected) - before
+    # Without reuse: submit, status, results and release each open one (4 or more per unit).
+    assert units * 3 <= sessions <= units * 3 + 2, sessions
+
+
 def test_remote_unknown_work_type_fails_the_unit(line2):
     n1, _ = line2
     request = b'{"command":"work","subcommand":"submit","node":"n2","worktype":"nosuch"}\n'
