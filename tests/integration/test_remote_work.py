@@ -92,7 +92,7 @@ def test_remote_echo_mirrors_status_and_output(line2):
     assert (unit_dir(n1, unit_id) / "stdout").read_bytes() == b"hello there\n"
 
 
-def test_status_and_release_reuse_control_sessions_with_the_target(line2):
+def test_status_requests_reuse_control_sessions_with_the_target(line2):
     """Status requests go over sessions kept open to the target; each unit costs the
     target only its submit, its results stream and its release as new sessions."""
     n1, n2 = line2

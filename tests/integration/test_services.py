@@ -215,31 +215,40 @@ def two_nodes(mesh: Mesh, a_items: list[Any], b_items: list[Any]) -> tuple[Recep
     return a, b
 
 
+def proxy_pair(
+    mesh: Mesh, kind: str, service: str, address: str, port: int, conn_type: int, tag: str
+) -> tuple[ReceptorNode, ...]:
+    """a runs ``<kind>-client`` to ``address`` as ``service``; b runs ``<kind>-server`` on
+    ``port`` towards it. Returns once b has a's advertisement (checked on a)."""
+    a, b = two_nodes(
+        mesh,
+        [{f"{kind}-client": {"service": service, "address": address}}],
+        [
+            {
+                f"{kind}-server": {
+                    "port": port,
+                    "bindaddr": "127.0.0.1",
+                    "remotenode": "a",
+                    "remoteservice": service,
+                }
+            }
+        ],
+    )
+    ad = advertisement(a, "a", service)
+    assert ad is not None
+    assert ad["ConnType"] == conn_type
+    assert ad["Tags"] == {"type": tag, "address": address}
+    # b started within 5 s of a, so a's first advertising run reaches it.
+    wait_until(lambda: advertisement(b, "a", service), timeout=20)
+    return a, b
+
+
 # --------------------------------------------------------------------------- TCP
 
 
 def test_tcp_proxy_tunnels_many_clients(mesh: Mesh, stream_server: StreamServer) -> None:
     tcp_port = free_port()
-    a, b = two_nodes(
-        mesh,
-        [{"tcp-client": {"service": "sink", "address": stream_server.address}}],
-        [
-            {
-                "tcp-server": {
-                    "port": tcp_port,
-                    "bindaddr": "127.0.0.1",
-                    "remotenode": "a",
-                    "remoteservice": "sink",
-                }
-            }
-        ],
-    )
-    ad = advertisement(a, "a", "sink")
-    assert ad is not None
-    assert ad["ConnType"] == 1
-    assert ad["Tags"] == {"type": "TCP Proxy", "address": stream_server.address}
-    # b started within 5 s of a, so a's first advertising run reaches it.
-    wait_until(lambda: advertisement(b, "a", "sink"), timeout=20)
+    a, b = proxy_pair(mesh, "tcp", "sink", stream_server.address, tcp_port, 1, "TCP Proxy")
 
     def connect() -> socket.socket:
         return socket.create_connection(("127.0.0.1", tcp_port))
@@ -445,25 +454,7 @@ def test_tcp_proxy_with_tls_on_every_leg(mesh: Mesh, tmp_path: Path) -> None:
 
 def test_udp_proxy_tunnels_many_clients(mesh: Mesh, udp_echo: UDPEcho) -> None:
     udp_port = free_udp_port()
-    a, b = two_nodes(
-        mesh,
-        [{"udp-client": {"service": "uecho", "address": udp_echo.address}}],
-        [
-            {
-                "udp-server": {
-                    "port": udp_port,
-                    "bindaddr": "127.0.0.1",
-                    "remotenode": "a",
-                    "remoteservice": "uecho",
-                }
-            }
-        ],
-    )
-    ad = advertisement(a, "a", "uecho")
-    assert ad is not None
-    assert ad["ConnType"] == 0
-    assert ad["Tags"] == {"type": "UDP Proxy", "address": udp_echo.address}
-    wait_until(lambda: advertisement(b, "a", "uecho"), timeout=20)
+    a, b = proxy_pair(mesh, "udp", "uecho", udp_echo.address, udp_port, 0, "UDP Proxy")
     target = ("127.0.0.1", udp_port)
     answers: dict[int, list[bytes] | Exception] = {}
 
