@@ -12,9 +12,11 @@ median submit-to-complete latency of the sequential run, and as results MB/s of 
 unit whose command writes 64 MiB (submit to the last byte of ``work results`` on n1).
 
 Reference in the same run: starting the same ``echo`` directly with ``subprocess.run`` (the
-floor any process-per-unit design pays). Upstream Go figures (from the issue): local 42
-units/s sequential, 230 units/s with 50 concurrent clients; remote 1 unit/s sequential
-(1.03 s from submit to complete), 29 units/s with 50 concurrent clients.
+floor any process-per-unit design pays). For the concurrent runs it also prints the CPU time
+per unit of the daemons with their runners and commands (read from /proc), and so the most
+units per second that this machine's CPUs could give at that cost. Upstream Go figures (from
+the issue): local 42 units/s sequential, 230 units/s with 50 concurrent clients; remote
+1 unit/s sequential (1.03 s from submit to complete), 29 units/s with 50 concurrent clients.
 
 Run: ``python bench/bench_work.py [--units N] [--remote-units N]``.
 """
@@ -76,17 +78,51 @@ def one_unit(node: ReceptorNode, index: int, target: str = "localhost") -> float
     return latency
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and of its children that it has reaped."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(field) for field in fields[11:15]) / _TICKS
+
+
+def daemon_cpu(*nodes: ReceptorNode) -> float:
+    """CPU seconds of the daemons and everything they started: the fork server (alive,
+    read directly) and, through it, the runners and commands it has reaped."""
+    total = 0.0
+    for node in nodes:
+        assert node.process is not None
+        pid = node.process.pid
+        total += _process_cpu(pid)
+        for task in os.listdir(f"/proc/{pid}/task"):
+            for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split():
+                try:
+                    total += _process_cpu(int(child))
+                except OSError:
+                    pass  # exited just now (and counted by the daemon once reaped)
+    return total
+
+
 def rate(
-    node: ReceptorNode, units: int, workers: int, target: str = "localhost"
-) -> tuple[float, list[float]]:
-    """Units per second, and each unit's submit-to-complete latency."""
+    node: ReceptorNode,
+    units: int,
+    workers: int,
+    target: str = "localhost",
+    measured: tuple[ReceptorNode, ...] = (),
+) -> tuple[float, list[float], float]:
+    """Units per second, each unit's submit-to-complete latency, and the CPU milliseconds
+    per unit of the daemons in ``measured`` (with their runners and commands)."""
+    cpu_before = daemon_cpu(*measured)
     start = time.perf_counter()
     if workers == 1:
         latencies = [one_unit(node, index, target) for index in range(units)]
     else:
         with ThreadPoolExecutor(workers) as pool:
             latencies = list(pool.map(lambda i: one_unit(node, i, target), range(units)))
-    return units / (time.perf_counter() - start), latencies
+    elapsed = time.perf_counter() - start
+    cpu_ms = (daemon_cpu(*measured) - cpu_before) * 1000 / units
+    return units / elapsed, latencies, cpu_ms
 
 
 def remote_results_mbps(node: ReceptorNode) -> float:
@@ -132,8 +168,8 @@ def remote_figures(units: int) -> dict[str, float]:
         )
         wait_until(lambda: "n2" in n1.routes() and "n1" in n2.routes(), timeout=30)
         rate(n1, 5, 1, "n2")  # warm up (the first dial learns the peer)
-        sequential, latencies = rate(n1, units, 1, "n2")
-        concurrent, _ = rate(n1, units, CONCURRENCY, "n2")
+        sequential, latencies, _ = rate(n1, units, 1, "n2")
+        concurrent, _, cpu_ms = rate(n1, units, CONCURRENCY, "n2", (n1, n2))
         mbps = remote_results_mbps(n1)
     finally:
         mesh.close()
@@ -142,6 +178,7 @@ def remote_figures(units: int) -> dict[str, float]:
         "remote concurrent": concurrent,
         "remote latency": statistics.median(latencies),
         "remote results": mbps,
+        "remote cpu": cpu_ms,
     }
 
 
@@ -168,8 +205,8 @@ def main() -> None:
             log_level="info",
         )
         rate(node, 20, 1)  # warm up
-        sequential, _ = rate(node, args.units, 1)
-        concurrent, _ = rate(node, args.units, CONCURRENCY)
+        sequential, _, _ = rate(node, args.units, 1)
+        concurrent, _, local_cpu = rate(node, args.units, CONCURRENCY, measured=(node,))
         leftover = os.listdir(mesh.workdir / "data" / "bench")
         raw = raw_spawn_rate(args.units)
     finally:
@@ -193,6 +230,13 @@ def main() -> None:
     ):
         print(f"{name:<52}{ours:>9.3g}{UPSTREAM[key]:>10.3g}{ours / UPSTREAM[key]:>7.2f}x")
     print(f"{'remote results, 64 MiB unit (MB/s)':<52}{remote['remote results']:>9.1f}")
+    cpus = os.cpu_count() or 1
+    print(f"{'CPU ms per unit, local, concurrent (daemon+runners)':<52}{local_cpu:>9.2f}")
+    print(f"{'CPU ms per unit, remote, concurrent (both daemons)':<52}{remote['remote cpu']:>9.2f}")
+    print(
+        f"{'  so at most, with every CPU busy: local / remote':<52}"
+        f"{cpus * 1000 / local_cpu:>9.0f} / {cpus * 1000 / remote['remote cpu']:.0f} units/s"
+    )
     print(f"{'reference: subprocess.run(echo) per second':<52}{raw:>9.1f}")
     if leftover:
         print(f"WARNING: {len(leftover)} unit directories left behind")
