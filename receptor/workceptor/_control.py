@@ -227,11 +227,10 @@ class WorkCommand:
                 unit.save_basic(PENDING, WAITING_FOR_INPUT, 0)
             session.write(f"Work unit created with ID {unit.id}. Send stdin data and EOF.\n")
             # Unbuffered: the bytes are on disk as they arrive (upstream shows them so).
-            with open(fd, "wb", buffering=0, closefd=False) as stdin:
-                if session.buffered:
-                    stdin.write(session.buffered)
-                    session.buffered.clear()
-                while True:
+            data = bytes(session.buffered)
+            session.buffered.clear()
+            while True:
+                if not data:
                     try:
                         data = session.sock.recv(1024 * 1024)
                     except OSError as err:
@@ -240,16 +239,17 @@ class WorkCommand:
                         raise CommandError(detail) from None
                     if not data:
                         break
-                    try:
-                        stdin.write(data)
-                    except OSError as err:
-                        # A full disk: give the space back (the unit cannot run without
-                        # all of its input) so that it does not stay full because of us.
-                        os.ftruncate(fd, 0)
-                        detail = f"write {path}: {os.strerror(err.errno or 0).lower()}"
-                        unit.save_basic(FAILED, f"Error writing input data: {detail}", 0)
-                        _discard_until_eof(session)
-                        raise CommandError(detail) from None
+                try:
+                    _write_all(fd, data)
+                    data = b""
+                except OSError as err:
+                    # A full disk: give the space back (the unit cannot run without
+                    # all of its input) so that it does not stay full because of us.
+                    os.ftruncate(fd, 0)
+                    detail = f"write {path}: {os.strerror(err.errno or 0).lower()}"
+                    unit.save_basic(FAILED, f"Error writing input data: {detail}", 0)
+                    _discard_until_eof(session)
+                    raise CommandError(detail) from None
         finally:
             os.close(fd)
 
@@ -300,6 +300,12 @@ def _os_error(err: OSError) -> str:
     """An OS error worded as Go's ``*PathError`` (``<path>: <reason>``)."""
     reason = os.strerror(err.errno).lower() if err.errno else str(err)
     return f"{err.filename}: {reason}" if err.filename else reason
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _discard_until_eof(session: ControlSession) -> None:

@@ -49,7 +49,7 @@ from receptor.workceptor._remote_client import (
 )
 from receptor.workceptor._signing import SignatureError
 from receptor.workceptor._status import CANCELED, FAILED, Status, is_complete
-from receptor.workceptor._unit import WorkError, WorkType, WorkUnit
+from receptor.workceptor._unit import WorkError, WorkType, WorkUnit, remove_unit_dir
 
 if TYPE_CHECKING:
     from receptor.netceptor import Netceptor
@@ -736,7 +736,10 @@ class RemoteUnit(WorkUnit):
             self.released = True
             self.cond.notify_all()
         self._wake.set()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            remove_unit_dir(self.dir)
+        except OSError:
+            shutil.rmtree(self.dir, ignore_errors=True)
         self.manager.forget(self.id)
 
     # ------------------------------------------------------------------ restart
