@@ -9,10 +9,12 @@ Public helpers for the rest of the code and for tests:
 * :func:`make_test_pki` — a CA plus node certificates written to a directory.
 """
 
-from cryptography import x509
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from receptor._lazy import LazyModule
 from receptor.certificates._asn1 import ASN1Error, parse_tag_and_length
-from receptor.certificates._gofmt import go_ip_string
 from receptor.certificates._names import (
     NODE_ID_OID,
     SAN_OID,
@@ -25,7 +27,29 @@ from receptor.certificates._names import (
 from receptor.certificates._names import (
     node_ids_from_san as _node_ids_from_san,
 )
-from receptor.certificates._testpki import NodeCertificate, TestPKI, make_test_pki
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from receptor.certificates._gofmt import go_ip_string
+    from receptor.certificates._testpki import NodeCertificate, TestPKI, make_test_pki
+else:
+    # cryptography is loaded when a certificate is handled, not by every daemon.
+    x509 = LazyModule("cryptography.x509", globals(), "x509")
+
+
+def __getattr__(name: str) -> object:
+    """The helpers that need cryptography, imported on first use."""
+    if name in ("NodeCertificate", "TestPKI", "make_test_pki"):
+        from receptor.certificates import _testpki
+
+        return getattr(_testpki, name)
+    if name == "go_ip_string":
+        from receptor.certificates import _gofmt
+
+        return _gofmt.go_ip_string
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "NODE_ID_OID_STRING",

@@ -6,14 +6,19 @@ prepare phase; every action runs in the run phase (config.md §1.3). The work it
 :mod:`receptor.certificates._commands`.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from receptor._daemon import Component, ExitRequest, Handler
 from receptor._errors import ConfigError
-from receptor.certificates._commands import InitCA, MakeRequest, SignRequest
-from receptor.certificates._pem import CertError
 from receptor.config import ConfigItem
+
+if TYPE_CHECKING:
+    from receptor.certificates._commands import MakeRequest
+
+# The tooling (and cryptography) is imported by the handlers: most daemons never run them.
 
 
 def _text(values: dict[str, Any], name: str) -> str:
@@ -25,6 +30,8 @@ def _words(values: dict[str, Any], name: str) -> list[str]:
 
 
 def _make_request(values: dict[str, Any]) -> MakeRequest:
+    from receptor.certificates._commands import MakeRequest
+
     return MakeRequest(
         common_name=_text(values, "commonname"),
         out_req=_text(values, "outreq"),
@@ -39,6 +46,8 @@ def _make_request(values: dict[str, Any]) -> MakeRequest:
 
 def _perform(action: Callable[[], None]) -> None:
     """Run one exclusive action; success ends the process with status 0."""
+    from receptor.certificates._pem import CertError
+
     try:
         action()
     except CertError as err:
@@ -60,6 +69,8 @@ class CertificateEntities(Component):
         }
 
     def _prepare_makereq(self, item: ConfigItem) -> None:
+        from receptor.certificates._pem import CertError
+
         try:
             _make_request(item.values).validate()
         except CertError as err:
@@ -69,6 +80,8 @@ class CertificateEntities(Component):
         _perform(_make_request(item.values).run)
 
     def _run_init(self, item: ConfigItem) -> None:
+        from receptor.certificates._commands import InitCA
+
         values = item.values
         command = InitCA(
             common_name=_text(values, "commonname"),
@@ -81,6 +94,8 @@ class CertificateEntities(Component):
         _perform(command.run)
 
     def _run_signreq(self, item: ConfigItem) -> None:
+        from receptor.certificates._commands import SignRequest
+
         values = item.values
         command = SignRequest(
             req=_text(values, "req"),

@@ -58,24 +58,31 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from qh3.quic import events
-
 from receptor._errors import MeshError
+from receptor._lazy import LazyModule
 from receptor._log import logger
-from receptor.netceptor import _quic
 from receptor.netceptor._messages import PROBLEM_SERVICE_UNKNOWN, UnreachableMessage
 from receptor.netceptor._packetconn import PacketConn
 
 if TYPE_CHECKING:
+    from qh3.quic import events
+
+    from receptor.netceptor import _quic
     from receptor.netceptor._node import Netceptor
     from receptor.netceptor.tls import ClientTLS, ServerTLS
+else:
+    # qh3 and cryptography (about 25 MiB) are loaded by the first stream connection, not
+    # by a node that only advertises a stream service (the control service does).
+    events = LazyModule("qh3.quic.events", globals(), "events")
+    _quic = LazyModule("receptor.netceptor._quic", globals(), "_quic")
 
 # qh3 logs every peer close at WARNING; those are normal events here.
 logging.getLogger("quic").setLevel(logging.ERROR)
 
 ACCEPT_TIMEOUT = 60.0
-#: After ``close()``, how long we wait for the peer before ending the connection.
-LINGER_TIMEOUT = _quic.IDLE_TIMEOUT
+#: After ``close()``, how long we wait for the peer before ending the connection
+#: (``_quic.IDLE_TIMEOUT``; a test keeps the two equal).
+LINGER_TIMEOUT = 30.0
 #: Connections in handshake, waiting for their stream or for ``accept``, per listener.
 MAX_PENDING = 256
 #: Bytes an application may queue ahead of QUIC before ``sendall`` waits.
@@ -198,7 +205,9 @@ class StreamEngine:
     ) -> "Listener":
         from receptor.netceptor._messages import CONN_TYPE_STREAM, CONN_TYPE_STREAM_TLS
 
-        configs = _server_configs(tls)
+        # A TLS config is checked now (its errors belong to start-up); the self-signed
+        # certificate of a service without TLS is made with its first connection.
+        configs = _server_configs(tls) if tls is not None else None
         listener = Listener(self, tls, configs)
         endpoint = self.netceptor.listen_packet(
             service,
@@ -414,16 +423,25 @@ def _service_unknown(conn: "Conn") -> ServiceUnknownError:
 class Listener:
     """Accepts mesh stream connections on one service (upstream ``ListenAndAdvertise``)."""
 
-    def __init__(self, engine: StreamEngine, tls: "ServerTLS | None", configs: dict) -> None:
+    def __init__(self, engine: StreamEngine, tls: "ServerTLS | None", configs: dict | None) -> None:
         self.engine = engine
         self.tls = tls
-        self.configs = configs
+        self._configs = configs
+        self._configs_lock = threading.Lock()
         self.service = ""
         self.pending_count = 0
         self.closed = False
         self._endpoint: _Endpoint | None = None
         self._cond = threading.Condition()
         self._ready: collections.deque[Conn] = collections.deque()
+
+    @property
+    def configs(self) -> dict[bool, Any]:
+        """The qh3 server configurations (small and large datagrams), made on first use."""
+        with self._configs_lock:
+            if self._configs is None:
+                self._configs = _server_configs(self.tls)
+            return self._configs
 
     def accept(self, timeout: float | None = None) -> "Conn":
         """The next connection whose stream has started; TimeoutError, or OSError once
@@ -516,7 +534,7 @@ class Conn:
         endpoint: _Endpoint,
         remote_node: str,
         remote_service: str,
-        quic: _quic.MeshQuicConnection,
+        quic: "_quic.MeshQuicConnection",
         *,
         listener: Listener | None = None,
         client_tls: "ClientTLS | None" = None,
@@ -954,7 +972,7 @@ class Conn:
             if self._terminated:
                 return
 
-    def _on_handshake(self, event: events.HandshakeCompleted) -> None:
+    def _on_handshake(self, event: "events.HandshakeCompleted") -> None:
         self._handshake_done = True
         if event.alpn_protocol != _quic.ALPN:
             self._close_connection_locked(0x120 | 0x0, "no application protocol")
@@ -1043,7 +1061,7 @@ class Conn:
         self._close_connection_locked(APP_ERROR, reason)
         self._terminate_locked(None)
 
-    def _on_terminated(self, event: events.ConnectionTerminated) -> None:
+    def _on_terminated(self, event: "events.ConnectionTerminated") -> None:
         if self._closing or (self._peer_fin and self._write_shut):
             error: OSError | None = None
         elif event.reason_phrase == "normal close" and event.error_code == 0:

@@ -17,6 +17,8 @@ descriptor stays truthful: ``recv`` decrypts everything it read, and the handsha
 record by record so that no application data is left hidden inside the TLS layer.
 """
 
+from __future__ import annotations
+
 import hashlib
 import select
 import socket
@@ -25,17 +27,28 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
+from typing import TYPE_CHECKING
 
 from receptor._errors import ConfigError, ReceptorError
+from receptor._lazy import LazyModule
 from receptor._log import logger
 
+if TYPE_CHECKING:
+    from cryptography import exceptions, x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509 import oid
+else:
+    # cryptography (about 15 MiB) is loaded when a TLS config is, not by every daemon.
+    x509 = LazyModule("cryptography.x509", globals(), "x509")
+    exceptions = LazyModule("cryptography.exceptions", globals(), "exceptions")
+    serialization = LazyModule(
+        "cryptography.hazmat.primitives.serialization", globals(), "serialization"
+    )
+    oid = LazyModule("cryptography.x509.oid", globals(), "oid")
+
 #: The otherName type-id of a Receptor node ID (certs.md §4).
-NODE_ID_OID = x509.ObjectIdentifier("1.3.6.1.4.1.2312.19.1")
+#: The otherName type of Receptor node IDs in subjectAltName (certs.md §4.1), dotted.
+NODE_ID_OID = "1.3.6.1.4.1.2312.19.1"
 
 #: wire.md §12.1: the only TLS 1.2 suites upstream enables.
 TLS12_CIPHERS = ":".join(
@@ -123,14 +136,14 @@ def receptor_names(cert: x509.Certificate) -> list[str]:
     A malformed entry raises ValueError, as the whole check fails upstream.
     """
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        san = cert.extensions.get_extension_for_oid(oid.ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     except x509.ExtensionNotFound:
         return []
     names: list[str] = []
     value = san.value
     assert isinstance(value, x509.SubjectAlternativeName)
     for other in value.get_values_for_type(x509.OtherName):
-        if other.type_id == NODE_ID_OID:
+        if other.type_id.dotted_string == NODE_ID_OID:
             names.append(decode_node_id_value(other.value))
     return names
 
@@ -198,7 +211,7 @@ def _check_eku(cert: x509.Certificate, usage: x509.ObjectIdentifier, role: str) 
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return
-    if usage in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
+    if usage in eku or oid.ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
         return
     raise TLSPeerError(
         f"RVF failed verify: x509: certificate specifies an incompatible key usage ({role})"
@@ -262,7 +275,7 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, exceptions.InvalidSignature):
         return False
     return True
 
@@ -304,7 +317,7 @@ def _load_key_pair(
         key = serialization.load_pem_private_key(key_pem, password=None)
     except TypeError:
         raise ConfigError(f"tls: private key is encrypted (no password support); {where}") from None
-    except (ValueError, UnsupportedAlgorithm) as err:
+    except (ValueError, exceptions.UnsupportedAlgorithm) as err:
         hint = "failed to find any PEM data in key input"
         if b"CERTIFICATE-----" in key_pem and b"PRIVATE KEY" not in key_pem:
             hint = "found a certificate rather than a key in the PEM for the private key"
@@ -394,7 +407,7 @@ class ServerTLS:
 
     def wrap(
         self, sock: socket.socket, peer: str = "", timeout: float = HANDSHAKE_TIMEOUT
-    ) -> "TLSSocket":
+    ) -> TLSSocket:
         """Server-side handshake on an accepted socket, then receptor's own peer checks.
 
         On failure the socket is closed, an ERROR line names ``peer`` and the reason, and
@@ -403,14 +416,12 @@ class ServerTLS:
         peer = peer or _peer_name(sock)
         return self.handshake(self.socket(sock), peer, timeout)
 
-    def socket(self, sock: socket.socket) -> "TLSSocket":
+    def socket(self, sock: socket.socket) -> TLSSocket:
         """The TLS socket for an accepted connection, before its handshake (so that another
         thread can ``shutdown`` it to abort a slow handshake)."""
         return TLSSocket(sock, self.context, server_side=True)
 
-    def handshake(
-        self, tls: "TLSSocket", peer: str, timeout: float = HANDSHAKE_TIMEOUT
-    ) -> "TLSSocket":
+    def handshake(self, tls: TLSSocket, peer: str, timeout: float = HANDSHAKE_TIMEOUT) -> TLSSocket:
         """Handshake and check ``tls`` (see :meth:`wrap`)."""
         try:
             tls.handshake(timeout)
@@ -440,7 +451,7 @@ class ServerTLS:
             raise TLSPeerError(
                 "RVF failed: presented certificate does not match any pinned fingerprint"
             )
-        _check_eku(cert, ExtendedKeyUsageOID.CLIENT_AUTH, "client")
+        _check_eku(cert, oid.ExtendedKeyUsageOID.CLIENT_AUTH, "client")
         if node_id is not None:
             _check_node_id(cert, node_id)
 
@@ -472,7 +483,7 @@ class ClientTLS:
         server_name: str,
         node_id: str | None = None,
         timeout: float = HANDSHAKE_TIMEOUT,
-    ) -> "TLSSocket":
+    ) -> TLSSocket:
         """Client handshake on a connected socket, then receptor's own checks.
 
         Without ``node_id`` (backends, proxies): SNI and host-name verification use
@@ -484,7 +495,7 @@ class ClientTLS:
 
     def socket(
         self, sock: socket.socket, server_name: str, node_id: str | None = None
-    ) -> "TLSSocket":
+    ) -> TLSSocket:
         """The TLS socket for a connected socket, before its handshake (see :meth:`wrap`)."""
         mesh = node_id is not None
         context = (self.mesh_context or self.context) if mesh else self.context
@@ -492,8 +503,8 @@ class ClientTLS:
         return TLSSocket(sock, context, server_side=False, server_hostname=hostname)
 
     def handshake(
-        self, tls: "TLSSocket", node_id: str | None = None, timeout: float = HANDSHAKE_TIMEOUT
-    ) -> "TLSSocket":
+        self, tls: TLSSocket, node_id: str | None = None, timeout: float = HANDSHAKE_TIMEOUT
+    ) -> TLSSocket:
         """Handshake and check ``tls``; on failure close it and raise (see :meth:`wrap`)."""
         try:
             tls.handshake(timeout)
@@ -516,7 +527,7 @@ class ClientTLS:
             raise TLSPeerError(
                 "RVF failed: presented certificate does not match any pinned fingerprint"
             )
-        _check_eku(cert, ExtendedKeyUsageOID.SERVER_AUTH, "server")
+        _check_eku(cert, oid.ExtendedKeyUsageOID.SERVER_AUTH, "server")
         if node_id is not None:
             _check_node_id(cert, node_id)
 
@@ -919,7 +930,7 @@ class TLSSocket(socket.socket):
         finally:
             self._write_lock.release()
 
-    def _push(self, rest: memoryview, poller: "select.poll") -> None:
+    def _push(self, rest: memoryview, poller: select.poll) -> None:
         deadline = time.monotonic() + SEND_TIMEOUT
         while rest:
             remaining = deadline - time.monotonic()

@@ -7,15 +7,26 @@ signature with any RSA algorithm (as golang-jwt v4 does: the header's algorithm 
 the time claims without leeway and the audience. Error texts are upstream's.
 """
 
-import time
-from typing import Any
+from __future__ import annotations
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+import time
+from typing import TYPE_CHECKING, Any
 
 from receptor._errors import ReceptorError
 from receptor._goduration import format_duration
+from receptor._lazy import LazyModule
+
+if TYPE_CHECKING:
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+else:
+    # PyJWT and cryptography are loaded with the first key, not by every daemon.
+    jwt = LazyModule("jwt", globals(), "jwt")
+    serialization = LazyModule(
+        "cryptography.hazmat.primitives.serialization", globals(), "serialization"
+    )
+    rsa = LazyModule("cryptography.hazmat.primitives.asymmetric.rsa", globals(), "rsa")
 
 #: golang-jwt accepts every RSA method when the key is an RSA public key.
 _RSA_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]

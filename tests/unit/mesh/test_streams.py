@@ -300,6 +300,12 @@ def test_closed_listener_refuses_and_accept_raises(make_node):
         a.dial("c1", "gone", timeout=10)
 
 
+def test_linger_timeout_is_the_quic_idle_timeout():
+    from receptor.netceptor import _streams
+
+    assert _streams.LINGER_TIMEOUT == _quic.IDLE_TIMEOUT
+
+
 def test_insecure_certificate_check():
     cert_pem, _ = _quic.self_signed_pem()
     from cryptography import x509

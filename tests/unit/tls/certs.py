@@ -22,7 +22,7 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 def node_id_san(node_id: str) -> x509.OtherName:
     """The otherName for one node ID: the value is the DER of a UTF8String."""
     raw = node_id.encode()
-    return x509.OtherName(NODE_ID_OID, b"\x0c" + _der_len(len(raw)) + raw)
+    return x509.OtherName(x509.ObjectIdentifier(NODE_ID_OID), b"\x0c" + _der_len(len(raw)) + raw)
 
 
 def _der_len(length: int) -> bytes:
