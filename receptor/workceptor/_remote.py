@@ -250,7 +250,8 @@ class RemoteWorkType(WorkType):
 
     def _reap(self) -> None:
         """Close sessions idle for :data:`IDLE_SESSION_SECONDS`; ends when none are left."""
-        while not self.stopping.wait(IDLE_SESSION_SECONDS / 4):
+        finished = False
+        while not finished and not self.stopping.wait(IDLE_SESSION_SECONDS / 4):
             deadline = time.monotonic() - IDLE_SESSION_SECONDS
             with self._lock:
                 expired = []
@@ -259,13 +260,12 @@ class RemoteWorkType(WorkType):
                     idle[:] = [(since, session) for since, session in idle if since >= deadline]
                     if not idle:
                         del self._idle[key]
-                if not self._idle:
+                # The next session given back starts a new reaper.
+                finished = not self._idle
+                if finished:
                     self._reaper = None
             for session in expired:
                 self.close_session(session)
-            with self._lock:
-                if self._reaper is None:
-                    return
 
     def stop(self) -> None:
         """Unblock every remote unit's threads (they end; the units resume at restart)."""
@@ -340,17 +340,17 @@ class RemoteUnit(WorkUnit):
             raise SignatureError("cannot sign work: signing key is empty")
         return signer.sign(str(extra.get("RemoteNode", "")))
 
-    def _open(self, timeout: float) -> RemoteControl:
+    def _target(self) -> tuple[str, str]:
+        """The target node and the TLS client config to reach it with."""
         extra = self.extra()
-        return self.work_type.open_session(
-            str(extra.get("RemoteNode", "")), str(extra.get("TLSClient", "")), timeout
-        )
+        return str(extra.get("RemoteNode", "")), str(extra.get("TLSClient", ""))
+
+    def _open(self, timeout: float) -> RemoteControl:
+        return self.work_type.open_session(*self._target(), timeout)
 
     def _exchange(self, timeout: float, action: "Callable[[RemoteControl], _T]") -> _T:
         """One request on a pooled session with the target (status requests)."""
-        extra = self.extra()
-        node, tlsclient = str(extra.get("RemoteNode", "")), str(extra.get("TLSClient", ""))
-        return self.work_type.exchange(node, tlsclient, timeout, action)
+        return self.work_type.exchange(*self._target(), timeout, action)
 
     def _stopping(self) -> bool:
         return self.work_type.stopping.is_set() or self.released
