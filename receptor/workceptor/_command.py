@@ -159,8 +159,7 @@ class CommandUnit(WorkUnit):
             if not self.released:
                 logger.error("Error updating status file %s: %s", self.status_file.path, err)
         self._runner_gone.set()
-        with self.cond:
-            self.cond.notify_all()
+        self.notify_change()
 
     # ------------------------------------------------------------------ restart
 

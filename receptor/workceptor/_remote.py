@@ -621,8 +621,7 @@ class RemoteUnit(WorkUnit):
             done.wait(STATUS_PERIOD)
 
     def _notify_readers(self, _count: int) -> None:
-        with self.cond:
-            self.cond.notify_all()
+        self.notify_change()
 
     # ------------------------------------------------------------------ cancel and release
 
@@ -732,9 +731,7 @@ class RemoteUnit(WorkUnit):
 
     def delete(self) -> None:
         """Forget the unit and remove its directory."""
-        with self.cond:
-            self.released = True
-            self.cond.notify_all()
+        self.notify_change(released=True)
         self._wake.set()
         try:
             remove_unit_dir(self.dir)

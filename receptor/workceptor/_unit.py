@@ -82,6 +82,8 @@ class WorkUnit:
         self.status_file = StatusFile(self.dir)
         self.status = Status(work_type=work_type)
         self.cond = threading.Condition()
+        #: Counts changes worth a look (status, new output, release); see wait_change.
+        self.changes = 0
         self.released = False
 
     # ------------------------------------------------------------------ status
@@ -122,7 +124,18 @@ class WorkUnit:
 
     def publish(self, record: Status) -> None:
         with self.cond:
+            if record == self.status:
+                return  # a re-read that found nothing new
             self.status = record.copy()
+            self.changes += 1
+            self.cond.notify_all()
+
+    def notify_change(self, released: bool = False) -> None:
+        """Wake every waiter: new output, or the unit ended or was released."""
+        with self.cond:
+            if released:
+                self.released = True
+            self.changes += 1
             self.cond.notify_all()
 
     def load(self) -> None:
@@ -195,9 +208,7 @@ class WorkUnit:
         except (WorkError, OSError):
             if not force:
                 raise
-        with self.cond:
-            self.released = True
-            self.cond.notify_all()
+        self.notify_change(released=True)
         attempts = 1 if force else 3
         for attempt in range(attempts):
             try:
@@ -222,9 +233,12 @@ class WorkUnit:
         with self.cond:
             return self.status.copy()
 
-    def wait_change(self, timeout: float) -> None:
+    def wait_change(self, timeout: float, seen: int) -> None:
+        """Wait up to ``timeout`` for a change after the one counted as ``seen`` (read
+        before the caller last looked), so a change made in between is not slept through."""
         with self.cond:
-            self.cond.wait(timeout)
+            if self.changes == seen:
+                self.cond.wait(timeout)
 
     def stream_results(self, sock: socket.socket, start: int) -> None:
         """Send ``stdout`` from byte ``start`` until the unit is complete and fully sent.
@@ -235,6 +249,7 @@ class WorkUnit:
         path = os.path.join(self.dir, "stdout")
         delay = 0.005
         while True:
+            seen = self.changes
             try:
                 handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 break
@@ -246,13 +261,14 @@ class WorkUnit:
                 ended = is_complete(status.state) or status.state == CANCELED
                 if self.released or (ended and status.stdout_size <= max(start, 0)):
                     return
-                self.wait_change(delay)
+                self.wait_change(delay, seen)
                 delay = min(delay * 2, RESULTS_MAX_WAIT)
         try:
             offset = max(start, 0)
             delay = RESULTS_FIRST_WAIT
             missing_since: float | None = None
             while True:
+                seen = self.changes
                 data = os.pread(handle, RESULTS_CHUNK, offset)
                 if data:
                     sock.sendall(data)
@@ -272,7 +288,7 @@ class WorkUnit:
                         return
                 else:
                     missing_since = None
-                self.wait_change(delay)
+                self.wait_change(delay, seen)
                 delay = min(delay * 2, RESULTS_MAX_WAIT)
         finally:
             os.close(handle)

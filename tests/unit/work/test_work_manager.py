@@ -50,9 +50,12 @@ def _wait(unit, states, timeout=20.0):
     timer = threading.Timer(timeout, deadline.set)
     timer.start()
     try:
-        while unit.current().state not in states:
+        while True:
+            seen = unit.changes
+            if unit.current().state in states:
+                break
             assert not deadline.is_set(), unit.current()
-            unit.wait_change(0.02)
+            unit.wait_change(0.02, seen)
     finally:
         timer.cancel()
     return unit.current()
