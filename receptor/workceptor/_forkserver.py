@@ -86,6 +86,10 @@ def _child(
         os._exit(code)
 
 
+#: Longest ``"fork/exec <path>: `` the C runner takes (its Detail buffer is 256 bytes).
+SPAWN_ERROR_MAX = 200
+
+
 def _fork_c(request: dict[str, str], close: tuple[int, ...], named: int) -> int | None:
     """Fork a C runner (``_runner_c``) for ``request``; its PID, or None when the Python
     runner is to run the unit: no C runner here, or a case whose Detail the Python runner
@@ -115,6 +119,8 @@ def _fork_c(request: dict[str, str], close: tuple[int, ...], named: int) -> int 
             in_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
             spawn_error = go_json(f"fork/exec {path}: ")[:-1].encode("utf-8", "surrogateescape")
+            if len(spawn_error) > SPAWN_ERROR_MAX:
+                return None  # the C runner's Detail buffer is small; Python words this one
             return int(
                 _runner_c.fork_runner(
                     _runner.process_name(unit_dir).encode(),

@@ -5,6 +5,7 @@ status records must match byte for byte (PIDs aside), and so must the output.
 """
 
 import importlib.util
+import json
 import os
 import re
 import select
@@ -73,6 +74,8 @@ def _outcome(unit_dir: str) -> tuple[bytes, bytes | None]:
     return status, output
 
 
+LONG_PATH = "/nonexistent/" + 'd\u00e9"<x>/' * 60 + "tool"
+
 CASES = {
     "echo-quoted": ("echo", 'hello "world" \\ <&>', None),
     "cat-stdin": ("cat", "", b"line one\nline two\n"),
@@ -84,6 +87,7 @@ CASES = {
     "not-in-path": ("no-such-command-xyz", "", None),
     "unsplittable": ("echo", "'unterminated", None),
     "sigpipe-default": ("sh", "-c 'yes | head -c 5'", None),
+    "long-escaped-path": (LONG_PATH, "", None),
 }
 
 
@@ -97,6 +101,7 @@ def test_same_record_and_output(launchers, tmp_path, case):
         _wait(pidfd)
         outcomes[kind] = _outcome(unit_dir)
     assert outcomes["c"] == outcomes["python"]
+    json.loads(outcomes["c"][0])  # a record any reader can parse
     assert b'"WorkType":"twin","ExtraData":{"Pid":7' in outcomes["c"][0]
 
 
