@@ -220,7 +220,7 @@ cdef extern from *:
         struct signalfd_siginfo info;
         char detail[256];
         pid_t pid;
-        int error, pidfd, signal_fd, raw = 0, interrupted = 0, state, code;
+        int error, pidfd, signal_fd, raw = 0, interrupted = 0, reaped = 0, state, code;
         long long size, current;
 
         sigemptyset(&blocked);
@@ -279,6 +279,10 @@ cdef extern from *:
                 break; /* cannot watch: wait for the command below */
             if (watch[0].revents)
                 break;
+            if (pidfd < 0 && waitpid(pid, &raw, WNOHANG) == pid) {
+                reaped = 1; /* no pidfd (an old kernel): looked for every 250 ms */
+                break;
+            }
             if (watch[1].revents) {
                 while (read(signal_fd, &info, sizeof info) == (ssize_t)sizeof info)
                     interrupted = 1;
@@ -296,7 +300,7 @@ cdef extern from *:
                 rcpt_update(unit, -1, NULL, size);
             }
         }
-        while (waitpid(pid, &raw, 0) < 0 && errno == EINTR)
+        while (!reaped && waitpid(pid, &raw, 0) < 0 && errno == EINTR)
             ;
         if (WIFSIGNALED(raw)) {
             int number = WTERMSIG(raw);
