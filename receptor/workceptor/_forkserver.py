@@ -61,9 +61,11 @@ def _child(
     ``named``), then run the unit's command. Never returns."""
     code = 1
     try:
-        # Detached and named before the daemon learns the PID (and records it).
+        # Detached and named before the daemon learns the PID (and records it), and a
+        # SIGINT/SIGTERM sent from then on is held for the runner (see _runner.hold_signals).
         os.setsid()
         _runner.name_process(request["unitdir"])
+        _runner.hold_signals()
         os.close(named)
         sock.close()
         signal.set_wakeup_fd(-1)

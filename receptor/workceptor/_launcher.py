@@ -7,6 +7,7 @@ behaviour). Either way the caller gets the runner's PID and a pidfd for it.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,6 +89,9 @@ class RunnerLauncher:
             os.environ,
             setsid=True,
             file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)],
+            # Held until the runner has its handlers (see _runner.hold_signals).
+            setsigmask=(signal.SIGINT, signal.SIGTERM),
+            setsigdef=(signal.SIGINT, signal.SIGTERM),
         )
         # Our own child: it cannot be reaped (and its PID reused) before this pidfd exists.
         return pid, os.pidfd_open(pid)

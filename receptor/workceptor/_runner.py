@@ -137,6 +137,20 @@ def process_name(unit_dir: str) -> str:
     return ("rcpt-" + os.path.basename(os.path.normpath(unit_dir)))[:15]
 
 
+#: The signals that stop a runner (and its command).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def hold_signals() -> None:
+    """Block SIGINT and SIGTERM with their default action, until :func:`run` has its
+    handlers: a cancel sent the moment the daemon learns the runner's PID is then held,
+    not lost (the fork server ignores SIGINT, and an ignored signal is dropped even when
+    blocked) and not fatal (which would orphan the command)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    for number in _STOP_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+
+
 def name_process(unit_dir: str) -> None:
     """Take :func:`process_name`: how a restarted daemon tells this runner from a process
     that reused its PID."""
@@ -156,6 +170,8 @@ def run(unit_dir: str, command: str, params: str, log_level: str = "info") -> in
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
+    # A signal held since before the daemon knew our PID is delivered now, to the handler.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     try:
         args = split(params)
     except SplitError as err:

@@ -223,15 +223,11 @@ cdef extern from *:
         int error, pidfd, signal_fd, raw = 0, interrupted = 0, reaped = 0, state, code;
         long long size, current;
 
+        /* SIGINT and SIGTERM are blocked since rcpt_child: take them from a signalfd. */
         sigemptyset(&blocked);
         sigaddset(&blocked, SIGINT);
         sigaddset(&blocked, SIGTERM);
-        /* Ignored signals are dropped even when blocked: back to default, then block them
-           and take them from a signalfd. */
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
-        sigprocmask(SIG_BLOCK, &blocked, NULL);
         signal_fd = signalfd(-1, &blocked, SFD_CLOEXEC | SFD_NONBLOCK);
 
         sigemptyset(&empty);
@@ -328,6 +324,7 @@ cdef extern from *:
                            char *const argv[], int in_fd, int out_fd,
                            const char *spawn_error) {
         int fd, i, null_fd;
+        sigset_t stop;
         setsid();
         fd = open("/proc/self/comm", O_WRONLY | O_CLOEXEC);
         if (fd >= 0) {
@@ -335,6 +332,15 @@ cdef extern from *:
             (void)ignored;
             close(fd);
         }
+        /* A SIGINT/SIGTERM sent once the server knows our PID must wait for the signalfd:
+           block them, then give them their default action (the server ignores SIGINT,
+           and an ignored signal is dropped even when blocked). */
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        sigprocmask(SIG_BLOCK, &stop, NULL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
         close(named_fd);
         for (i = 0; i < close_count; i++)
             close(close_fds[i]);

@@ -187,3 +187,33 @@ def test_c_runner_kills_a_command_that_ignores_sigint_after_10_s(monkeypatch, tm
     log = log_path.read_text()
     assert re.search(r"WARNING \d{4}/\d\d/\d\d \d\d:\d\d:\d\d timed out waiting for pid \d+", log)
     assert re.search(r"INFO \d{4}/\d\d/\d\d \d\d:\d\d:\d\d sending SIGKILL to pid \d+", log)
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_a_signal_sent_the_moment_the_pid_is_known_is_not_lost(launchers, tmp_path, kind):
+    """The daemon may cancel a unit at once: the runner must not ignore (or die of) a
+    SIGINT that arrives before it has set up its handling."""
+    for attempt in range(5):
+        unit_dir = _unit(tmp_path, f"early-{kind}-{attempt}", None, "30")
+        pid, pidfd = launchers[kind].launch(unit_dir, "sleep", "30", "info")
+        os.kill(pid, signal.SIGINT)
+        _wait(pidfd, timeout=15)  # not the 30 s of the command
+        status, _ = _outcome(unit_dir)
+        # Killed (the runner stopped its command), or never started it: either way it
+        # wrote its own final record instead of vanishing.
+        assert status.startswith(b'{"State":3,"Detail":"Killed",'), status
+
+
+def test_the_direct_spawn_fallback_holds_an_early_signal_too(tmp_path):
+    launcher = RunnerLauncher()
+    launcher._broken = True  # no fork server: the runner script is spawned directly
+    try:
+        unit_dir = _unit(tmp_path, "early-spawned", None, "30")
+        pid, pidfd = launcher.launch(unit_dir, "sleep", "30", "info")
+        os.kill(pid, signal.SIGINT)
+        _wait(pidfd, timeout=15)
+        os.waitpid(pid, 0)  # our own child in this mode
+        status, _ = _outcome(unit_dir)
+        assert status.startswith(b'{"State":3,"Detail":"Killed",'), status
+    finally:
+        launcher.stop()
