@@ -24,7 +24,8 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from receptor._core import codec
 from receptor._errors import ConfigError, MeshError, ReceptorError
@@ -72,6 +73,10 @@ class _Session:
     def idle_for(self) -> float:
         return time.monotonic() - self.last_used
 
+    def close(self) -> None:
+        """Make the session's thread end (it then removes the session)."""
+        raise NotImplementedError
+
 
 class _SessionTable:
     """Sessions by key, least recently used first, bounded by :data:`MAX_SESSIONS`."""
@@ -87,14 +92,18 @@ class _SessionTable:
                 self.sessions.move_to_end(key)
             return session
 
-    def add(self, session: _Session) -> _Session | None:
-        """Add ``session``; returns the one evicted to make room, if any."""
+    def start(self, session: _Session, run: Callable[[Any], None], name: str) -> None:
+        """Add ``session`` (closing the least recently used one if the table is full) and
+        start its thread, ``run(session)``."""
         with self.lock:
             evicted = None
             if len(self.sessions) >= MAX_SESSIONS:
                 _, evicted = self.sessions.popitem(last=False)
             self.sessions[session.key] = session
-            return evicted
+        if evicted is not None:
+            evicted.close()
+        session.thread = threading.Thread(target=run, args=(session,), name=name, daemon=True)
+        session.thread.start()
 
     def remove(self, session: _Session) -> bool:
         with self.lock:
@@ -103,11 +112,15 @@ class _SessionTable:
                 return True
             return False
 
-    def take_all(self) -> list[_Session]:
+    def close_all(self) -> None:
+        """Close every session and wait for its thread (the proxy is stopping)."""
         with self.lock:
             sessions = list(self.sessions.values())
             self.sessions.clear()
-            return sessions
+        for session in sessions:
+            session.close()
+            if session.thread is not None:
+                session.thread.join(STOP_TIMEOUT)
 
 
 class _InboundSession(_Session):
@@ -193,13 +206,7 @@ class UDPToMesh:
             return None
         logger.debug("Received new UDP connection from %s", _format_address(source))
         session = _InboundSession(source, conn)
-        evicted = self._sessions.add(session)
-        if isinstance(evicted, _InboundSession):
-            evicted.close()
-        session.thread = threading.Thread(
-            target=self._mesh_to_udp, args=(session,), name="udp-server-session", daemon=True
-        )
-        session.thread.start()
+        self._sessions.start(session, self._mesh_to_udp, "udp-server-session")
         return session
 
     def _mesh_to_udp(self, session: _InboundSession) -> None:
@@ -236,11 +243,7 @@ class UDPToMesh:
             pass
         self._thread.join(STOP_TIMEOUT)
         self.sock.close()
-        for session in self._sessions.take_all():
-            assert isinstance(session, _InboundSession)
-            session.close()
-            if session.thread is not None:
-                session.thread.join(STOP_TIMEOUT)
+        self._sessions.close_all()
 
 
 class _OutboundSession(_Session):
@@ -338,13 +341,7 @@ class MeshToUDP:
             return None
         logger.debug("Opened new UDP connection to %s:%s", *source)
         session = _OutboundSession(source, sock)
-        evicted = self._sessions.add(session)
-        if isinstance(evicted, _OutboundSession):
-            evicted.close()
-        session.thread = threading.Thread(
-            target=self._udp_to_mesh, args=(session,), name="udp-client-session", daemon=True
-        )
-        session.thread.start()
+        self._sessions.start(session, self._udp_to_mesh, "udp-client-session")
         return session
 
     def _udp_to_mesh(self, session: _OutboundSession) -> None:
@@ -383,8 +380,4 @@ class MeshToUDP:
         self._stopping = True
         self.conn.close()
         self._thread.join(STOP_TIMEOUT)
-        for session in self._sessions.take_all():
-            assert isinstance(session, _OutboundSession)
-            session.close()
-            if session.thread is not None:
-                session.thread.join(STOP_TIMEOUT)
+        self._sessions.close_all()
