@@ -112,6 +112,17 @@ class RemoteControl:
 
     # ------------------------------------------------------------------ commands
 
+    def _send_unit_request(
+        self, subcommand: str, unit_id: str, signature: str | None, **fields: object
+    ) -> None:
+        """``{"command":"work","subcommand":…,"unitid":…, fields…, "signature":…}``."""
+        request: dict[str, object] = {"command": "work", "subcommand": subcommand}
+        request["unitid"] = unit_id
+        request.update(fields)
+        if signature:
+            request["signature"] = signature
+        self._send_json(request)
+
     def submit(self, request: dict[str, object], stdin: BinaryIO) -> str:
         """Start the unit on the target with ``stdin``; its unit ID there (work.md §6.3).
 
@@ -159,15 +170,7 @@ class RemoteControl:
         The target closes the stream when the unit is complete, so returning means "probably
         done": the caller confirms with one status query instead of waiting a polling period.
         """
-        request: dict[str, object] = {
-            "command": "work",
-            "subcommand": "results",
-            "unitid": unit_id,
-            "startpos": startpos,
-        }
-        if signature:
-            request["signature"] = signature
-        self._send_json(request)
+        self._send_unit_request("results", unit_id, signature, startpos=startpos)
         line = self.read_line()
         if "Streaming results" not in line:
             raise RemoteProtocolError(line)
@@ -190,14 +193,7 @@ class RemoteControl:
 
     def unit_command(self, subcommand: str, unit_id: str, signature: str | None = None) -> str:
         """``cancel`` / ``release`` / ``force-release`` in the JSON form (work.md §6.5)."""
-        request: dict[str, object] = {
-            "command": "work",
-            "subcommand": subcommand,
-            "unitid": unit_id,
-        }
-        if signature:
-            request["signature"] = signature
-        self._send_json(request)
+        self._send_unit_request(subcommand, unit_id, signature)
         line = self.read_line()
         if line.startswith("ERROR"):
             if "unknown work unit" in line:
