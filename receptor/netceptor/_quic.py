@@ -49,6 +49,8 @@ from qh3.tls import (
     load_pem_x509_certificates,
 )
 
+from receptor.netceptor._quic_tls import ClientAuthContext, Verifier
+
 ALPN = "netceptor"
 INSECURE_CN = "netceptor-insecure-common-name"
 #: Toward any peer that may be an upstream node.
@@ -119,13 +121,24 @@ def _rewrite_parameters(data: bytes, max_udp_payload: int | None, marker: bool) 
 class MeshQuicConnection(QuicConnection):
     """A qh3 connection with the hooks described in the module docstring."""
 
-    def __init__(self, *, configuration: QuicConfiguration, **kwargs: object) -> None:
+    def __init__(
+        self,
+        *,
+        configuration: QuicConfiguration,
+        client_auth: "Verifier | None" = None,
+        **kwargs: object,
+    ) -> None:
+        #: For a listener whose tls-server asks for client certificates: judges the
+        #: client's chain (see ``_quic_tls``).
+        self._client_auth = client_auth
         super().__init__(configuration=configuration, **kwargs)  # type: ignore[arg-type]
         if configuration.is_client and hasattr(self, "_original_destination_connection_id"):
             self._original_destination_connection_id = DCID_MAGIC + os.urandom(8)
 
     def _create_tls(self, remote_source_cid: bytes | None):  # type: ignore[no-untyped-def]
         bridge = super()._create_tls(remote_source_cid)
+        if self._client_auth is not None and not self._configuration.is_client:
+            ClientAuthContext.adopt(bridge.tls, self._client_auth)
         try:
             extensions = bridge.tls.handshake_extensions
             (kind, data), *rest = extensions
@@ -174,6 +187,15 @@ class MeshQuicConnection(QuicConnection):
                 except ValueError:
                     return False
         return False
+
+    def server_asked_for_certificate(self) -> bool:
+        """A dialer: did the server send a CertificateRequest?"""
+        context = self.tls
+        return context is not None and context._certificate_request is not None
+
+    def handshake_confirmed(self) -> bool:
+        """A dialer: has the server confirmed the handshake (HANDSHAKE_DONE)?"""
+        return bool(self._handshake_confirmed)
 
     def peer_der_chain(self) -> list[bytes]:
         """The peer's certificate chain, leaf first, as DER."""

@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from receptor._errors import MeshError
+from receptor._errors import ConfigError, MeshError
 from receptor._lazy import LazyModule
 from receptor._log import logger
 from receptor.netceptor._messages import PROBLEM_SERVICE_UNKNOWN, UnreachableMessage
@@ -273,23 +273,83 @@ class StreamEngine:
 def _server_configs(tls: "ServerTLS | None") -> dict[bool, Any]:
     """Server configurations for small and large datagrams, made at listen time.
 
-    With a tls-server (ConnType 2) its certificate chain and key are used. qh3 servers
-    cannot request client certificates, so a tls-server that asks for them
-    (``requireclientcert`` / ``clientcas``, wire.md §12.6) is refused here rather than
-    served without the check.
+    With a tls-server (ConnType 2) its certificate chain and key are used; when it asks for
+    client certificates each connection also gets a verifier (see :func:`_client_verifier`).
+    A tls-server that cannot serve mesh streams is a configuration error (ConfigError, not
+    MeshError: the caller's text for mesh errors speaks of the service, not of TLS).
     """
     if tls is None:
         cert_pem, key_pem = _quic.self_signed_pem()
-    else:
-        cert_pem, key_pem = tls.cert_pem, tls.key_pem
-        if not cert_pem or not key_pem:
-            raise MeshError(f"TLS config {tls.name} has no certificate for mesh streams")
-        if tls.verify_clients or tls.require_client_cert:
-            raise MeshError(
-                f"TLS config {tls.name} requires client certificates, which mesh stream "
-                "services cannot check (the QUIC library cannot request them)"
-            )
-    return {large: _quic.server_configuration(cert_pem, key_pem, large) for large in (False, True)}
+        return {
+            large: _quic.server_configuration(cert_pem, key_pem, large) for large in (False, True)
+        }
+    if not tls.cert_pem or not tls.key_pem:
+        raise ConfigError(f"TLS config {tls.name} has no certificate for mesh streams")
+    try:
+        return {
+            large: _quic.server_configuration(tls.cert_pem, tls.key_pem, large)
+            for large in (False, True)
+        }
+    except (ValueError, TypeError, RuntimeError) as err:  # what qh3's loaders raise
+        raise ConfigError(
+            f"TLS config {tls.name}: its certificate or key cannot be used for mesh streams: {err}"
+        ) from None
+
+
+def _client_verifier(
+    tls: "ServerTLS", node: str, service: str, local_service: str
+) -> Callable[[list[bytes]], None]:
+    """How a mesh service judges a client's certificate chain during the handshake
+    (wire.md §12.2, §12.6), as quic-go with upstream's verifier does:
+
+    * no certificate: refused (``requireclientcert``: ``tls: client didn't provide a
+      certificate``, alert certificate_required; ``clientcas`` only: upstream's verifier
+      refuses with ``RVF failed: peer certificate missing``);
+    * the chain against ``clientcas`` (the system roots without it) and validity dates:
+      ``tls: failed to verify certificate: x509: …``; the clientAuth usage;
+    * pinned fingerprints (``pinnedclientcert``). Upstream skips them on this path when
+      ``requireclientcert`` is set; we apply them always (README: differences);
+    * with ``requireclientcert``: the connecting node's ID in the certificate.
+
+    A refusal is logged naming the peer and the reason; the client gets the TLS alert.
+    """
+    from receptor.netceptor._quic_tls import ClientCertificateError
+    from receptor.netceptor.tls import TLSPeerError, verify_chain
+
+    def refuse(reason: str, alert: int = 42) -> ClientCertificateError:
+        logger.error(
+            "Refused a connection from %s:%s to mesh service %s (tls-server %s): %s",
+            node,
+            service,
+            local_service,
+            tls.name,
+            reason,
+        )
+        return ClientCertificateError(reason, alert)
+
+    def verify(chain: list[bytes]) -> None:
+        if not chain:
+            if tls.require_client_cert:
+                raise refuse("tls: client didn't provide a certificate", 116)
+            raise refuse("RVF failed: peer certificate missing")
+        try:
+            roots = tls.client_cas_pem if tls.client_cas_pem is not None else _system_roots()
+            verify_chain(chain, roots)
+        except TLSPeerError as err:
+            text = str(err).removeprefix("RVF failed verify: ")
+            if "certificate signed by unknown authority" in text:
+                alert = 48  # unknown_ca, as Go sends
+            elif "has expired or is not yet valid" in text:
+                alert = 45  # certificate_expired
+            else:
+                alert = 42
+            raise refuse(f"tls: failed to verify certificate: {text}", alert) from None
+        try:
+            tls.check_peer(chain, node if tls.require_client_cert else None)
+        except (TLSPeerError, ValueError) as err:
+            raise refuse(str(err)) from None
+
+    return verify
 
 
 def _client_config(node_id: str, large: bool, tls: "ClientTLS | None") -> Any:
@@ -392,8 +452,13 @@ class _Endpoint(PacketConn):
                 logger.warning("Too many pending mesh connections to %s; dropped one", self.service)
                 return None
             large = _quic.initial_is_marked(payload)
+            tls = listener.tls
             quic = _quic.MeshQuicConnection(
-                configuration=listener.configs[large], original_destination_connection_id=dcid
+                configuration=listener.configs[large],
+                original_destination_connection_id=dcid,
+                client_auth=_client_verifier(tls, node, service, self.service)
+                if tls is not None and tls.verify_clients
+                else None,
             )
             conn = Conn(self.engine, self, node, service, quic, listener=listener, large=large)
             self.conns[(node, service)] = conn
@@ -580,6 +645,8 @@ class Conn:
         self._error: OSError | None = None
         self._send_error: OSError | None = None
         self._established = False
+        #: A dialer whose server asked for a certificate waits for HANDSHAKE_DONE.
+        self._awaiting_confirmation = False
         self._queued = 0
         self._unsent = 0
         self._send_waiters = 0
@@ -865,6 +932,9 @@ class Conn:
         self._process_events()
         if self._terminated:
             return
+        if self._awaiting_confirmation and self._quic.handshake_confirmed():
+            self._awaiting_confirmation = False
+            self._set_established()
         self._transmit(now)
         self._maybe_finish(now)
         self._reschedule(now)
@@ -995,9 +1065,18 @@ class Conn:
                     return
                 self._open_stream_locked()
             self._next_keepalive = time.monotonic() + _quic.KEEPALIVE_PERIOD
-            with self._cond:
-                self._established = True
-                self._cond.notify_all()
+            if self._quic.server_asked_for_certificate() and not self._quic.handshake_confirmed():
+                # The server judges our certificate after our Finished: the dial succeeds
+                # once it confirms the handshake (HANDSHAKE_DONE), and a refusal is a dial
+                # error (CRYPTO_ERROR …), not a stream that breaks at its first read.
+                self._awaiting_confirmation = True
+                return
+            self._set_established()
+
+    def _set_established(self) -> None:
+        with self._cond:
+            self._established = True
+            self._cond.notify_all()
 
     def _check_server_certificate(self) -> str | None:
         chain = self._quic.peer_der_chain()
@@ -1066,7 +1145,9 @@ class Conn:
             error: OSError | None = None
         elif event.reason_phrase == "normal close" and event.error_code == 0:
             error = None
-        elif not self._handshake_done and event.error_code >= 0x100:
+        elif (not self._handshake_done or self._awaiting_confirmation) and (
+            event.error_code >= 0x100
+        ):
             error = HandshakeError(
                 f"CRYPTO_ERROR 0x{event.error_code:x} (remote): {event.reason_phrase}"
             )

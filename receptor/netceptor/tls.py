@@ -441,13 +441,13 @@ class ServerTLS:
     def check_peer(self, der_chain: list[bytes], node_id: str | None = None) -> None:
         """Receptor's checks beyond the ``ssl`` module's: TLSPeerError.
 
-        Backend connections (``node_id`` None): the client certificate must exist, allow
-        clientAuth and match a pinned fingerprint if any are configured. Mesh-level
-        services (wire.md §12.6, ``node_id`` = the connecting node): it must carry that
-        node ID; pins are not applied on that path, as upstream.
+        The client certificate must exist, allow clientAuth and match a pinned fingerprint
+        if any are configured. Mesh-level services with ``requireclientcert`` (wire.md
+        §12.6, ``node_id`` = the connecting node): it must also carry that node ID. Upstream
+        does not apply pins on that path; we do (README: differences from upstream).
         """
         cert = _parse_peer(der_chain)
-        if node_id is None and self.pinned and not fingerprint_matches(der_chain[0], self.pinned):
+        if self.pinned and not fingerprint_matches(der_chain[0], self.pinned):
             raise TLSPeerError(
                 "RVF failed: presented certificate does not match any pinned fingerprint"
             )

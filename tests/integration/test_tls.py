@@ -563,3 +563,84 @@ def test_mesh_with_certificates_made_by_our_cert_commands(mesh, tmp_path):
     )  # fmt: skip
     wait_until(lambda: "n1" in n2.routes() and "n2" in n1.routes())
     assert n2.command("ping n1")["Success"] is True
+
+
+# ---------------------------------------------------------------------- mesh services with mTLS
+
+
+def mtls_control_mesh(mesh: Mesh, pki: PKI) -> tuple[ReceptorNode, ReceptorNode]:
+    """n1: AWX's control service (a tls-server with requireclientcert and clientcas) and a
+    work type; n2: peers with n1 and holds a tls-client with a good certificate and two
+    without (a tls-client cannot be configured without a certificate: that case is in
+    tests/unit/mesh/test_streams.py)."""
+    other_cert, other_key = pki.files("n2-other-ca")
+    noid_cert, noid_key = pki.files("n2-no-node-id")
+    n1 = mesh.node(
+        "n1",
+        tls_server(pki, "n1", requireclientcert=True, clientcas=pki.ca_file),
+        tls_server(pki, "n1", name="tls_server", requireclientcert=True, clientcas=pki.ca_file,
+                   mintls13=False),
+        {"control-service": {"service": "control", "filename": "n1.sock",
+                             "permissions": 0o660, "tls": "tls_server"}},
+        {"work-command": {"worktype": "cat", "command": "cat"}},
+        listener(tls="srv"),
+        control=False,
+    )  # fmt: skip
+    n2 = mesh.node(
+        "n2",
+        tls_client(pki, "n2", rootcas=pki.ca_file),
+        {"tls-client": {"name": "noid", "cert": noid_cert, "key": noid_key,
+                        "rootcas": pki.ca_file, "skipreceptornamescheck": True}},
+        {"tls-client": {"name": "stranger", "cert": other_cert, "key": other_key,
+                        "rootcas": pki.ca_file}},
+        peer(n1.port(), tls="cli"),
+    )  # fmt: skip
+    wait_until(lambda: "n1" in n2.routes() and "n2" in n1.routes())
+    wait_until(lambda: any(ad["Service"] == "control" and ad["NodeID"] == "n1"
+                           for ad in n2.status()["Advertisements"] or []))  # fmt: skip
+    return n1, n2
+
+
+def test_mesh_control_service_with_client_certificates(mesh, pki):
+    n1, n2 = mtls_control_mesh(mesh, pki)
+    # A nested control session through the mesh, with n2's certificate.
+    reply = n2.session(b"connect n1 control cli\nstatus\n").decode()
+    assert "Receptor Control, node n1" in reply
+    assert '"NodeID":"n1"' in reply.replace(" ", "")
+    # Remote work submitted with the tls-client, results streamed back.
+    done = run(
+        [*receptorctl_command(), "--socket", n2.socket_path, "work", "submit", "cat",
+         "--node", "n1", "--tls-client", "cli", "--payload-literal", "mutual", "-f"]
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "mutual\n"  # --payload-literal ends the payload with a newline
+    assert_alive(n1)
+
+
+@pytest.mark.parametrize(
+    ("tlsclient", "reason"),
+    [
+        (
+            "noid",
+            "CRYPTO_ERROR 0x12a (remote): x509: certificate is not valid for any Receptor "
+            "node IDs, but wanted to match n2",
+        ),
+        (
+            "stranger",
+            "CRYPTO_ERROR 0x130 (remote): tls: failed to verify certificate: "
+            "x509: certificate signed by unknown authority",
+        ),
+    ],
+)
+def test_mesh_control_service_refuses_bad_client_certificates(mesh, pki, tlsclient, reason):
+    n1, n2 = mtls_control_mesh(mesh, pki)
+    reply = n2.session(f"connect n1 control {tlsclient}\n".encode()).decode()
+    assert reply.endswith(f"ERROR: {reason}\n"), reply
+    n1.wait_for_log(
+        r"Refused a connection from n2:\S+ to mesh service control \(tls-server tls_server\): "
+        + re.escape(reason.split(": ", 1)[1])
+    )
+    # Both nodes keep serving: a good client still gets in.
+    assert "Receptor Control, node n1" in n2.session(b"connect n1 control cli\n").decode()
+    assert_alive(n1)
+    assert_alive(n2)

@@ -379,14 +379,148 @@ def test_tls_service_refuses_wrong_node_id_and_insecure_dialer(make_node):
         a.dial("node1", "plain", tls=_client_tls("node2"), timeout=10)
 
 
-def test_tls_service_requiring_client_certificates_is_refused(make_node):
-    from receptor._errors import MeshError
+STRICT = {"requireclientcert": True, "clientcas": os.path.join(CERTS, "ca.crt")}
 
-    (a,) = chain(make_node, ["node1"])
-    strict = _server_tls("node1", requireclientcert=True, clientcas=os.path.join(CERTS, "ca.crt"))
-    with pytest.raises(MeshError, match="requires client certificates"):
-        a.listen("strict", tls=strict)
-    assert "strict" not in a.services()
+
+def _issued_client_tls(tmp_path, node: str, issued, **extra):
+    """A tls-client for ``node`` with a certificate made by the test (tests/unit/tls/certs)."""
+    cert, key = issued.write(tmp_path, f"client-{len(list(tmp_path.iterdir()))}")
+    return _client_tls(node, cert=cert, key=key, skipreceptornamescheck=True, **extra)
+
+
+def _refusal(make_node, server_extra: dict, client, caplog) -> str:
+    """Dial node1's service as node2 with ``client``: the dial fails; node1 logged why and
+    still serves a good client. Returns the dial error."""
+    from receptor.netceptor import HandshakeError
+
+    a, b = chain(make_node, ["node2", "node1"])
+    with b.listen("strict", tls=_server_tls("node1", **server_extra)) as listener:
+        _hash_server(listener, count=1)
+        with pytest.raises(HandshakeError) as refused:
+            a.dial("node1", "strict", tls=client, timeout=10)
+        assert "Refused a connection from node2:" in caplog.text
+        assert "to mesh service strict (tls-server srv)" in caplog.text
+        # The service keeps serving others.
+        with a.dial("node1", "strict", tls=_client_tls("node2"), timeout=10) as conn:
+            _exchange(conn, 10_000)
+    return str(refused.value)
+
+
+def test_tls_service_requiring_client_certificates_accepts_a_good_one(make_node):
+    a, b = chain(make_node, ["node2", "node1"])
+    with b.listen("strict", tls=_server_tls("node1", **STRICT)) as listener:
+        _hash_server(listener, count=2)
+        for _ in range(2):
+            with a.dial("node1", "strict", tls=_client_tls("node2"), timeout=10) as conn:
+                _exchange(conn, 200_000)
+
+
+def test_mtls_refuses_a_client_without_certificate(make_node, caplog):
+    from receptor.netceptor.tls import load_client
+
+    bare = load_client({"name": "bare", "rootcas": os.path.join(CERTS, "ca.crt")}, "node2")
+    error = _refusal(make_node, STRICT, bare, caplog)
+    assert error == "CRYPTO_ERROR 0x174 (remote): tls: client didn't provide a certificate"
+
+
+def test_mtls_with_clientcas_only_still_wants_a_certificate(make_node, caplog):
+    from receptor.netceptor.tls import load_client
+
+    bare = load_client({"name": "bare", "rootcas": os.path.join(CERTS, "ca.crt")}, "node2")
+    error = _refusal(make_node, {"clientcas": STRICT["clientcas"]}, bare, caplog)
+    assert error == "CRYPTO_ERROR 0x12a (remote): RVF failed: peer certificate missing"
+
+
+def test_mtls_refuses_a_certificate_from_another_ca(make_node, caplog, tmp_path):
+    from tests.unit.tls.certs import make_ca, make_cert
+
+    other = make_cert(make_ca("Another CA"), "node2", node_ids=("node2",))
+    error = _refusal(make_node, STRICT, _issued_client_tls(tmp_path, "node2", other), caplog)
+    assert error == (
+        "CRYPTO_ERROR 0x130 (remote): tls: failed to verify certificate: "
+        "x509: certificate signed by unknown authority"
+    )
+
+
+def test_mtls_refuses_an_expired_certificate(make_node, caplog, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.unit.tls.certs import Issued, make_cert
+
+    with (
+        open(os.path.join(CERTS, "ca.crt"), "rb") as f,
+        open(os.path.join(CERTS, "ca.key"), "rb") as k,
+    ):
+        from cryptography import x509
+
+        ca = Issued(
+            x509.load_pem_x509_certificate(f.read()),
+            serialization.load_pem_private_key(k.read(), None),  # type: ignore[arg-type]
+        )
+    expired = make_cert(ca, "node2", node_ids=("node2",), expired=True)
+    error = _refusal(make_node, STRICT, _issued_client_tls(tmp_path, "node2", expired), caplog)
+    assert error.startswith(
+        "CRYPTO_ERROR 0x12d (remote): tls: failed to verify certificate: "
+        "x509: certificate has expired or is not yet valid: current time "
+    )
+
+
+def test_mtls_refuses_a_certificate_without_the_dialers_node_id(make_node, caplog):
+    # node1's certificate (same CA) presented by node2.
+    client = _client_tls(
+        "node2",
+        cert=os.path.join(CERTS, "node1.crt"),
+        key=os.path.join(CERTS, "node1.key"),
+        skipreceptornamescheck=True,
+    )
+    error = _refusal(make_node, STRICT, client, caplog)
+    assert error == (
+        "CRYPTO_ERROR 0x12a (remote): x509: certificate is valid for Receptor node ID node1, "
+        "not node2"
+    )
+
+
+def test_mtls_clientcas_only_does_not_check_node_ids(make_node):
+    """Upstream checks the dialer's node ID only with ``requireclientcert`` (wire.md §12.6)."""
+    a, b = chain(make_node, ["node2", "node1"])
+    client = _client_tls(
+        "node2",
+        cert=os.path.join(CERTS, "node1.crt"),
+        key=os.path.join(CERTS, "node1.key"),
+        skipreceptornamescheck=True,
+    )
+    with b.listen("cas", tls=_server_tls("node1", clientcas=STRICT["clientcas"])) as listener:
+        _hash_server(listener)
+        with a.dial("node1", "cas", tls=client, timeout=10) as conn:
+            _exchange(conn, 10_000)
+
+
+def test_mtls_pinned_client_fingerprints(make_node, caplog):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    with open(os.path.join(CERTS, "node2.crt"), "rb") as f:
+        pin = x509.load_pem_x509_certificate(f.read()).fingerprint(hashes.SHA256()).hex()
+    a, b = chain(make_node, ["node2", "node1"])
+    with b.listen("pinned", tls=_server_tls("node1", pinnedclientcert=[pin], **STRICT)) as listener:
+        _hash_server(listener)
+        with a.dial("node1", "pinned", tls=_client_tls("node2"), timeout=10) as conn:
+            _exchange(conn, 10_000)
+
+
+def test_mtls_refuses_a_pinned_fingerprint_mismatch(make_node, caplog):
+    """Pins apply with ``requireclientcert`` too (upstream skips them there: README)."""
+    from receptor.netceptor import HandshakeError
+
+    a, b = chain(make_node, ["node2", "node1"])
+    server = _server_tls("node1", pinnedclientcert=["ab" * 32], **STRICT)
+    with b.listen("pinned", tls=server), pytest.raises(HandshakeError) as refused:
+        a.dial("node1", "pinned", tls=_client_tls("node2"), timeout=10)
+    assert str(refused.value) == (
+        "CRYPTO_ERROR 0x12a (remote): RVF failed: presented certificate does not match any "
+        "pinned fingerprint"
+    )
+    assert "Refused a connection from node2:" in caplog.text
 
 
 def test_stalled_reader_holds_datagrams_and_survives_the_idle_timeout(make_node, monkeypatch):

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from receptor.netceptor.tls import NODE_ID_OID
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
 def node_id_san(node_id: str) -> x509.OtherName:
@@ -33,8 +33,13 @@ def _der_len(length: int) -> bytes:
 
 
 def new_key(kind: str = "rsa") -> PrivateKey:
+    """``rsa`` (2048 bits), ``ec`` (P-256), ``ec384`` (P-384) or ``ed25519``."""
     if kind == "ec":
         return ec.generate_private_key(ec.SECP256R1())
+    if kind == "ec384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
@@ -49,9 +54,13 @@ class Issued:
 
     @property
     def key_pem(self) -> bytes:
+        # PKCS#8 for Ed25519, which has no "traditional" format.
+        traditional = not isinstance(self.key, ed25519.Ed25519PrivateKey)
         return self.key.private_bytes(
             serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.PrivateFormat.TraditionalOpenSSL
+            if traditional
+            else serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
 

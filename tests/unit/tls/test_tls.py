@@ -311,10 +311,14 @@ def test_mesh_level_client_requires_the_target_node_id(pki, closing):
 
 
 def test_mesh_level_server_check_of_the_client_node_id(pki):
-    srv = server(pki, pinnedclientcert=[fingerprint(pki["n1"])])
-    srv.check_peer([pki["n2"].der], node_id="n2")  # pins do not apply on this path
+    srv = server(pki, pinnedclientcert=[fingerprint(pki["n2"])])
+    srv.check_peer([pki["n2"].der], node_id="n2")
     with pytest.raises(TLSPeerError, match="not n3"):
         srv.check_peer([pki["n2"].der], node_id="n3")
+    # Pins apply on this path too (upstream skips them: README, differences).
+    with pytest.raises(TLSPeerError, match="pinned fingerprint"):
+        srv.check_peer([pki["n1"].der], node_id="n1")
+    srv = server(pki, pinnedclientcert=[fingerprint(pki["n1"])])
     with pytest.raises(TLSPeerError, match="pinned fingerprint"):
         srv.check_peer([pki["n2"].der])
     with pytest.raises(TLSPeerError, match=r"^RVF failed: peer certificate missing$"):
