@@ -43,6 +43,7 @@ from qh3.quic.configuration import QuicConfiguration
 from qh3.quic.connection import QuicConnection, QuicConnectionError
 from qh3.quic.packet import QuicErrorCode
 from qh3.tls import (
+    CryptoError,
     ExtensionType,
     SignatureAlgorithm,
     load_pem_private_key,
@@ -52,6 +53,8 @@ from qh3.tls import (
 from receptor.netceptor._quic_tls import ClientAuthContext, Verifier
 
 ALPN = "netceptor"
+#: What qh3's certificate and key loaders raise for input they cannot use.
+LOAD_ERRORS = (ValueError, TypeError, CryptoError)
 INSECURE_CN = "netceptor-insecure-common-name"
 #: Toward any peer that may be an upstream node.
 SMALL_DATAGRAM = 1200

@@ -290,7 +290,7 @@ def _server_configs(tls: "ServerTLS | None") -> dict[bool, Any]:
             large: _quic.server_configuration(tls.cert_pem, tls.key_pem, large)
             for large in (False, True)
         }
-    except (ValueError, TypeError, RuntimeError) as err:  # what qh3's loaders raise
+    except _quic.LOAD_ERRORS as err:
         raise ConfigError(
             f"TLS config {tls.name}: its certificate or key cannot be used for mesh streams: {err}"
         ) from None

@@ -644,3 +644,52 @@ def test_mesh_control_service_refuses_bad_client_certificates(mesh, pki, tlsclie
     assert "Receptor Control, node n1" in n2.session(b"connect n1 control cli\n").decode()
     assert_alive(n1)
     assert_alive(n2)
+
+
+def test_a_mesh_service_tls_key_qh3_cannot_use_is_a_plain_start_up_error(mesh, tmp_path):
+    """An Ed448 key serves TCP (OpenSSL) but not QUIC (qh3): the start-up error names the
+    TLS config, without upstream's unrelated "error opening Unix socket" prefix."""
+    from datetime import timedelta
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed448
+    from cryptography.x509.oid import NameOID
+
+    from ..unit.tls.certs import node_id_san
+
+    key = ed448.Ed448PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "n1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([node_id_san("n1")]), critical=False)
+        .sign(key, None)
+    )
+    cert_file, key_file = tmp_path / "ed448.crt", tmp_path / "ed448.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    node = mesh.node(
+        "n1",
+        {"tls-server": {"name": "edwards", "cert": str(cert_file), "key": str(key_file)}},
+        {"control-service": {"service": "ctl", "tls": "edwards"}},
+        start=False,
+    )
+    node.start(wait=False)
+    assert node.process is not None
+    assert node.process.wait(30) == 1
+    node.wait_for_log(
+        r"^Error: TLS config edwards: its certificate or key cannot be used for mesh streams: "
+    )
+    assert "error opening Unix socket" not in node.log
