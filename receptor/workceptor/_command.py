@@ -28,7 +28,8 @@ from receptor.workceptor._workceptor import log_level_name
 if TYPE_CHECKING:
     from receptor.workceptor._workceptor import Workceptor
 
-#: How long cancel waits for a runner beyond its own SIGINT→SIGKILL delay before killing it.
+#: How long cancel waits for a runner beyond its own deadlines (SIGINT→SIGKILL, then ending
+#: what the command left) before killing it.
 RUNNER_GRACE = 5.0
 #: How long a status request waits for a runner that has written its final state to exit.
 SETTLE_TIMEOUT = 2.0
@@ -185,7 +186,10 @@ class CommandUnit(WorkUnit):
     # ------------------------------------------------------------------ cancel
 
     def cancel(self) -> str | None:
-        """SIGINT to the runner, wait for it, then Canceled (work.md §4.3)."""
+        """SIGINT to the runner, wait for it, then Canceled (work.md §4.3).
+
+        The runner ends the command's whole process tree before it exits (see ``_runner``);
+        release (and force-release) come through here too."""
         with self._cancel_lock:
             if self._runner_gone.is_set():
                 return None
@@ -196,7 +200,8 @@ class CommandUnit(WorkUnit):
                     os.kill(pid, signal.SIGINT)
                 except ProcessLookupError:
                     pass
-                if not self._runner_gone.wait(_runner.KILL_TIMEOUT + RUNNER_GRACE):
+                timeout = _runner.KILL_TIMEOUT + _runner.TREE_TIMEOUT + RUNNER_GRACE
+                if not self._runner_gone.wait(timeout):
                     logger.warning("Command runner %d did not exit; killing it", pid)
                     try:
                         os.kill(pid, signal.SIGKILL)

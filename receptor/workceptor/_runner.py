@@ -7,14 +7,36 @@ receiving both output streams, keeps ``Running: PID <pid>`` and the output size 
 file (every 250 ms while the size changes), and writes the final state itself. A daemon that
 was down while the command finished therefore finds the true outcome on disk.
 
-SIGINT or SIGTERM to the runner: SIGINT to the command, SIGKILL after 10 s, then Failed
-``Killed``. Only the command (the runner's direct child) is signalled, as upstream does.
+SIGINT or SIGTERM to the runner (a cancel, a release, a stop) ends the command's whole process
+tree, then the runner writes Failed ``Killed``. Upstream signals only the command, so what it
+started (``ansible-playbook`` under ``ansible-runner worker``, ssh masters, anything in the
+background) kept running; here:
+
+* The command leads a process group of its own (the runner, which must live on to write the
+  final state, is not in it). SIGINT goes to that group, so the command and its ordinary
+  children can clean up; if the command has not exited after 10 s the group gets SIGKILL.
+  Being a group leader is what every job started from an interactive shell is; a command
+  that calls ``setsid()`` itself (``setsid prog``) now forks first, as it does there.
+* The runner is the subreaper of its descendants (``PR_SET_CHILD_SUBREAPER``): whatever is
+  orphaned below it, a daemon that left for a session of its own included, is reparented to
+  the runner, not to init, and is reaped by it while the unit runs.
+* Once the command has exited (or been killed), every process still below the runner, in the
+  group or not, gets SIGKILL at once: the command had its chance to stop its children, and
+  what it left is abandoned. The ``/proc`` walk that finds them is repeated until nothing
+  is left (a process may fork meanwhile), for at most :data:`TREE_TIMEOUT`; each process is
+  signalled through a pidfd after checking its start time, so a reused PID is never hit.
+  A process the runner may not signal (one that changed its user) is logged and left.
+
+A command that exits by itself leaves its background children running, as upstream: only a
+stop ends the tree. A runner killed with SIGKILL cannot do any of this; the daemon only does
+that to a runner that has not exited long after its own deadlines.
 
 Standard library only, and no package imports when run as a script: it starts in a few
 milliseconds instead of importing the daemon. ``_runner_c.pyx`` is its twin in C, which the
 fork server uses when it is built (the two are tested against each other).
 """
 
+import ctypes
 import os
 import select
 import signal
@@ -31,8 +53,12 @@ else:  # run as a script by path (python -I does not put its folder on sys.path)
 
 #: How long the command gets to exit after SIGINT before SIGKILL.
 KILL_TIMEOUT = 10.0
+#: How long the runner keeps killing what the command left behind before it gives up.
+TREE_TIMEOUT = 2.0
 #: How often the output size is brought up to date in the status file.
 SIZE_INTERVAL = 0.25
+#: ``prctl`` option (linux/prctl.h): orphaned descendants are reparented to this process.
+PR_SET_CHILD_SUBREAPER = 36
 
 #: Go's names for signals (``ProcessState.String()`` prints ``signal: <name>``).
 GO_SIGNAL_NAMES = {
@@ -186,6 +212,7 @@ def run(unit_dir: str, command: str, params: str, log_level: str = "info") -> in
         in_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
         path = look_path(command)
+        become_subreaper()
         pid = spawn(path, [command, *args], in_fd, out_fd)
     except LookupError as err:
         _set(status_file, FAILED, str(err), 0)
@@ -215,14 +242,21 @@ def run(unit_dir: str, command: str, params: str, log_level: str = "info") -> in
                     break
         if interrupted.flag:
             _stop(pid, pidfd, log_level)
+            # Before the command is reaped: its PID, the group's ID, cannot be reused yet.
+            end_tree(pid, log_level)
             os.waitpid(pid, 0)
+            reap_children()
             _set(status_file, FAILED, "Killed", os.fstat(out_fd).st_size)
             return 1
+        reap_orphans(pid)
         current = os.fstat(out_fd).st_size
         if current != size:
             size = current
             _set_size(status_file, size)
+    if interrupted.flag:  # a stop that crossed the command's own exit still ends the tree
+        end_tree(pid, log_level)
     _, raw = os.waitpid(pid, 0)
+    reap_children()
     state, detail = exit_detail(raw)
     _set(status_file, state, detail, os.fstat(out_fd).st_size)
     code = os.waitstatus_to_exitcode(raw)
@@ -253,13 +287,133 @@ def spawn(path: str, argv: list[str], in_fd: int, out_fd: int) -> int:
         ],
         setsigmask=(),
         setsigdef=_DEFAULT_SIGNALS,
+        setpgroup=0,  # a process group of its own, which a stop signals as a whole
     )
 
 
-def _stop(pid: int, pidfd: int, log_level: str) -> None:
-    """SIGINT, then SIGKILL after :data:`KILL_TIMEOUT` (upstream's runner)."""
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def become_subreaper() -> None:
+    """Have the command's orphans reparented to this process instead of init, so that a stop
+    finds them (and a running unit reaps them). Where this fails, orphans that left the
+    command's process group are only out of reach."""
+    _prctl(PR_SET_CHILD_SUBREAPER, *(ctypes.c_ulong(arg) for arg in (1, 0, 0, 0)))
+
+
+def reap_orphans(command: int) -> None:
+    """Reap every child that has exited, up to the command (which :func:`run` reaps)."""
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if info is None or info.si_pid == command:
+            return
+        os.waitpid(info.si_pid, 0)
+
+
+def reap_children() -> None:
+    """Reap every child that has exited (a runner leaves no zombies to its parent's reaper)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _stat(pid: int) -> tuple[int, bytes, int] | None:
+    """``(ppid, state, start time)`` from ``/proc/<pid>/stat``; None once it is gone."""
     try:
-        os.kill(pid, signal.SIGINT)
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()  # the name may hold spaces and ")"
+    if len(fields) < 20:
+        return None
+    return int(fields[1]), fields[0], int(fields[19])
+
+
+def live_descendants(root: int) -> dict[int, int]:
+    """``{pid: start time}`` of the processes below ``root`` that have not exited."""
+    children: dict[int, list[int]] = {}
+    table: dict[int, tuple[bytes, int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (stat := _stat(int(name))) is not None:
+            children.setdefault(stat[0], []).append(int(name))
+            table[int(name)] = stat[1:]
+    found: dict[int, int] = {}
+    parents = [root]
+    while parents:
+        for pid in children.pop(parents.pop(), ()):
+            state, start = table[pid]
+            if state not in (b"Z", b"X"):
+                found[pid] = start
+            parents.append(pid)
+    return found
+
+
+def _kill_exactly(pid: int, start: int) -> bool:
+    """SIGKILL ``pid`` if it is still the process that started at ``start``, through a pidfd
+    so that a reused PID is never hit; False when it may not be signalled."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except OSError:  # no pidfd (an old kernel, no descriptor left): a kill after the check
+        pidfd = -1
+    try:
+        stat = _stat(pid)
+        if stat is not None and stat[2] == start:
+            if pidfd >= 0:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return False
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+    return True
+
+
+def end_tree(command: int, log_level: str) -> None:
+    """SIGKILL the command's process group and every process below the runner, until none is
+    left (or :data:`TREE_TIMEOUT` has passed)."""
+    deadline = time.monotonic() + TREE_TIMEOUT
+    first = True
+    while True:
+        try:
+            os.killpg(command, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        left = 0
+        for pid, start in sorted(live_descendants(os.getpid()).items()):
+            if first and pid != command:
+                _log("debug", log_level, f"sending SIGKILL to pid {pid}, left by the command")
+            if _kill_exactly(pid, start):
+                left += 1
+            elif first:
+                _log("warning", log_level, f"not permitted to kill pid {pid}")
+        first = False
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            _log("warning", log_level, f"{left} processes left by the command are still there")
+            return
+        time.sleep(0.01)
+
+
+def _stop(pid: int, pidfd: int, log_level: str) -> None:
+    """SIGINT to the command's process group, then SIGKILL after :data:`KILL_TIMEOUT`
+    (upstream's runner, which signals only the command)."""
+    try:
+        os.killpg(pid, signal.SIGINT)
     except ProcessLookupError:
         return
     poller = select.poll()
@@ -271,7 +425,7 @@ def _stop(pid: int, pidfd: int, log_level: str) -> None:
     _log("warning", log_level, f"timed out waiting for pid {pid} to terminate with SIGINT")
     _log("info", log_level, f"sending SIGKILL to pid {pid}")
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 

@@ -10,12 +10,15 @@ cheaper. Anything unusual (parameters that cannot be split, a command not found)
 to the Python runner, which the fork server uses then, and everywhere when extensions are
 off (``RECEPTOR_NO_EXTENSIONS``).
 
-What the child does, as ``_runner.run`` does: name itself ``rcpt-<unit id>``, start the
-command in its session with ``stdin`` as input and ``stdout`` for both output streams, keep
+What the child does, as ``_runner.run`` does: name itself ``rcpt-<unit id>``, become the
+subreaper of its descendants, start the command in its session, leading a process group of
+its own, with ``stdin`` as input and ``stdout`` for both output streams, keep
 ``Running: PID <pid>`` and the output size in the status file (every 250 ms while it
-changes), and write the final state; SIGINT or SIGTERM: SIGINT to the command, SIGKILL after
-10 s, then Failed ``Killed``. Status updates hold the ``status.lock`` flock and keep the
-record's ``WorkType`` and ``ExtraData`` byte for byte.
+changes), reap the orphans it adopts, and write the final state; SIGINT or SIGTERM: SIGINT
+to the command's group, SIGKILL to it after 10 s, SIGKILL to every process still below the
+runner once the command has exited, then Failed ``Killed`` (the ``_runner`` docstring says
+why). Status updates hold the ``status.lock`` flock and keep the record's ``WorkType`` and
+``ExtraData`` byte for byte.
 """
 
 from libc.errno cimport errno
@@ -26,6 +29,7 @@ import os
 cdef extern from *:
     """
     #include <ctype.h>
+    #include <dirent.h>
     #include <errno.h>
     #include <fcntl.h>
     #include <poll.h>
@@ -35,6 +39,7 @@ cdef extern from *:
     #include <stdlib.h>
     #include <string.h>
     #include <sys/file.h>
+    #include <sys/prctl.h>
     #include <sys/signalfd.h>
     #include <sys/stat.h>
     #include <sys/syscall.h>
@@ -48,6 +53,7 @@ cdef extern from *:
     #define RCPT_SUCCEEDED 2
     #define RCPT_FAILED 3
     #define RCPT_KILL_TIMEOUT_MS 10000
+    #define RCPT_TREE_TIMEOUT_MS 2000
     #define RCPT_SIZE_INTERVAL_MS 250
 
     /* Go's names for signals (ProcessState.String() prints "signal: <name>"). */
@@ -188,17 +194,200 @@ cdef extern from *:
         return fstat(fd, &info) == 0 ? (long long)info.st_size : 0;
     }
 
-    /* SIGINT, then SIGKILL after 10 s (upstream's runner). */
+    static long rcpt_elapsed_ms(const struct timespec *start) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+    }
+
+    /* Reap every child that has exited, up to the command (which rcpt_supervise reaps). */
+    static void rcpt_reap_orphans(pid_t command) {
+        siginfo_t info;
+        for (;;) {
+            memset(&info, 0, sizeof info);
+            if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0
+                    || info.si_pid == command)
+                return;
+            waitpid(info.si_pid, NULL, 0);
+        }
+    }
+
+    /* Reap every child that has exited (a runner leaves no zombies to its parent's reaper). */
+    static void rcpt_reap_children(void) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+    }
+
+    /* ppid, state and start time from /proc/<pid>/stat; -1 once it is gone. */
+    static int rcpt_stat(pid_t pid, pid_t *ppid, char *state, unsigned long long *start) {
+        char path[48], buffer[1024], *cursor;
+        ssize_t got;
+        int fd, field;
+        snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        got = read(fd, buffer, sizeof buffer - 1);
+        close(fd);
+        if (got <= 0)
+            return -1;
+        buffer[got] = 0;
+        cursor = strrchr(buffer, ')'); /* the name may hold spaces and ")" */
+        if (cursor == NULL || cursor[1] != ' ')
+            return -1;
+        cursor += 2;
+        *state = cursor[0];
+        for (field = 1; field <= 19; field++) {
+            cursor = strchr(cursor, ' ');
+            if (cursor == NULL)
+                return -1;
+            cursor++;
+            if (field == 1)
+                *ppid = (pid_t)strtol(cursor, NULL, 10);
+        }
+        *start = strtoull(cursor, NULL, 10);
+        return 0;
+    }
+
+    typedef struct {
+        pid_t pid, ppid;
+        unsigned long long start;
+        char state, below;
+    } rcpt_proc;
+
+    static int rcpt_by_pid(const void *a, const void *b) {
+        pid_t x = ((const rcpt_proc *)a)->pid, y = ((const rcpt_proc *)b)->pid;
+        return (x > y) - (x < y);
+    }
+
+    /* Every process in /proc, sorted by PID, with `below` set for those below `root`;
+       NULL if /proc cannot be read. */
+    static rcpt_proc *rcpt_table(pid_t root, size_t *count) {
+        size_t size = 0, capacity = 256, i;
+        rcpt_proc *table = malloc(capacity * sizeof *table), key, *parent;
+        struct dirent *entry;
+        DIR *dir;
+        int changed;
+        if (table == NULL)
+            return NULL;
+        dir = opendir("/proc");
+        if (dir == NULL) {
+            free(table);
+            return NULL;
+        }
+        while ((entry = readdir(dir)) != NULL) {
+            char *end;
+            long pid = strtol(entry->d_name, &end, 10);
+            if (entry->d_name[0] < '0' || entry->d_name[0] > '9' || *end != 0)
+                continue;
+            if (size == capacity) {
+                rcpt_proc *bigger = realloc(table, capacity * 2 * sizeof *table);
+                if (bigger == NULL)
+                    break;
+                table = bigger;
+                capacity *= 2;
+            }
+            table[size].pid = (pid_t)pid;
+            table[size].below = 0;
+            if (rcpt_stat(table[size].pid, &table[size].ppid, &table[size].state,
+                          &table[size].start) == 0)
+                size++;
+        }
+        closedir(dir);
+        qsort(table, size, sizeof *table, rcpt_by_pid);
+        do { /* a pass per generation at most (parents are mostly found first) */
+            changed = 0;
+            for (i = 0; i < size; i++) {
+                if (table[i].below)
+                    continue;
+                key.pid = table[i].ppid;
+                parent = table[i].ppid == root ? NULL
+                    : bsearch(&key, table, size, sizeof *table, rcpt_by_pid);
+                if (table[i].ppid == root || (parent != NULL && parent->below)) {
+                    table[i].below = 1;
+                    changed = 1;
+                }
+            }
+        } while (changed);
+        *count = size;
+        return table;
+    }
+
+    /* SIGKILL pid if it is still the process that started at `start`, through a pidfd so
+       that a reused PID is never hit; -1 when it may not be signalled. */
+    static int rcpt_kill_exactly(pid_t pid, unsigned long long start) {
+        pid_t ppid;
+        char state;
+        unsigned long long now_start;
+        int result = 0, pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0 && errno == ESRCH)
+            return 0;
+        /* without a pidfd (an old kernel, no descriptor left): a kill after the check */
+        if (rcpt_stat(pid, &ppid, &state, &now_start) == 0 && now_start == start) {
+            if (pidfd >= 0)
+                result = (int)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+            else
+                result = kill(pid, SIGKILL);
+            result = result < 0 && errno == EPERM ? -1 : 0;
+        }
+        if (pidfd >= 0)
+            close(pidfd);
+        return result;
+    }
+
+    /* SIGKILL the command's process group (kill_group: not reaped yet, so its ID is not
+       reused) and every process below the runner, until none is left or 2 s have passed. */
+    static void rcpt_end_tree(const rcpt_unit *unit, pid_t command, int kill_group) {
+        struct timespec start;
+        rcpt_proc *table;
+        size_t count, i;
+        long left;
+        int first = 1;
+        pid_t self = getpid();
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+            if (kill_group)
+                kill(-command, SIGKILL);
+            table = rcpt_table(self, &count);
+            if (table == NULL)
+                return;
+            left = 0;
+            for (i = 0; i < count; i++) {
+                if (!table[i].below || table[i].state == 'Z' || table[i].state == 'X')
+                    continue;
+                if (first && table[i].pid != command)
+                    rcpt_log(unit, 3, "DEBUG", "sending SIGKILL to pid %ld, left by the command",
+                             (long)table[i].pid);
+                if (rcpt_kill_exactly(table[i].pid, table[i].start) == 0)
+                    left++;
+                else if (first)
+                    rcpt_log(unit, 1, "WARNING", "not permitted to kill pid %ld",
+                             (long)table[i].pid);
+            }
+            free(table);
+            first = 0;
+            if (left == 0)
+                return;
+            if (rcpt_elapsed_ms(&start) > RCPT_TREE_TIMEOUT_MS) {
+                rcpt_log(unit, 1, "WARNING", "%ld processes left by the command are still there",
+                         left);
+                return;
+            }
+            poll(NULL, 0, 10);
+        }
+    }
+
+    /* SIGINT to the command's process group, then SIGKILL after 10 s (upstream's runner,
+       which signals only the command). */
     static void rcpt_stop(const rcpt_unit *unit, pid_t pid, int pidfd) {
         struct pollfd watch = {pidfd, POLLIN, 0};
-        struct timespec start, now;
+        struct timespec start;
         long elapsed;
-        if (kill(pid, SIGINT) < 0)
+        if (kill(-pid, SIGINT) < 0)
             return;
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (;;) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+            elapsed = rcpt_elapsed_ms(&start);
             if (elapsed >= RCPT_KILL_TIMEOUT_MS)
                 break;
             if (poll(&watch, 1, (int)(RCPT_KILL_TIMEOUT_MS - elapsed)) > 0)
@@ -207,7 +396,7 @@ cdef extern from *:
         rcpt_log(unit, 1, "WARNING", "timed out waiting for pid %ld to terminate with SIGINT",
                  (long)pid);
         rcpt_log(unit, 2, "INFO", "sending SIGKILL to pid %ld", (long)pid);
-        kill(pid, SIGKILL);
+        kill(-pid, SIGKILL);
     }
 
     /* The child's whole life after the fork; returns its exit status. */
@@ -243,7 +432,10 @@ cdef extern from *:
         posix_spawnattr_init(&attributes);
         posix_spawnattr_setsigmask(&attributes, &empty);
         posix_spawnattr_setsigdefault(&attributes, &defaults);
-        posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        posix_spawnattr_setpgroup(&attributes, 0); /* a group of its own, stopped as a whole */
+        posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+                                 | POSIX_SPAWN_SETPGROUP);
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); /* orphans below come here, not to init */
         error = posix_spawn(&pid, path, &actions, &attributes, argv, environ);
         close(in_fd);
         if (error != 0) {
@@ -285,19 +477,27 @@ cdef extern from *:
             }
             if (interrupted) {
                 rcpt_stop(unit, pid, pidfd);
+                /* before the command is reaped: its PID, the group's ID, is not reused yet */
+                rcpt_end_tree(unit, pid, 1);
                 while (waitpid(pid, &raw, 0) < 0 && errno == EINTR)
                     ;
+                rcpt_reap_children();
                 rcpt_update(unit, RCPT_FAILED, "\\"Killed\\"", rcpt_size(out_fd));
                 return 1;
             }
+            rcpt_reap_orphans(pid);
             current = rcpt_size(out_fd);
             if (current != size) {
                 size = current;
                 rcpt_update(unit, -1, NULL, size);
             }
         }
+        /* a stop that crossed the command's own exit still ends the tree */
+        if (read(signal_fd, &info, sizeof info) == (ssize_t)sizeof info)
+            rcpt_end_tree(unit, pid, !reaped);
         while (!reaped && waitpid(pid, &raw, 0) < 0 && errno == EINTR)
             ;
+        rcpt_reap_children();
         if (WIFSIGNALED(raw)) {
             int number = WTERMSIG(raw);
             state = RCPT_FAILED;

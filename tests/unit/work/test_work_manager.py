@@ -6,6 +6,7 @@ Real command runners run here (they are the unit's processes); no daemon is invo
 import os
 import re
 import socket
+import sys
 import threading
 
 import pytest
@@ -13,6 +14,9 @@ import pytest
 from receptor.workceptor import CommandWorkType, Workceptor, WorkError
 from receptor.workceptor._status import CANCELED, FAILED, PENDING, RUNNING, SUCCEEDED
 from receptor.workceptor._unit import UnknownTypeUnit
+
+from .process_tree import SCRIPT as TREE_SCRIPT
+from .process_tree import Tree
 
 
 @pytest.fixture
@@ -137,6 +141,53 @@ def _running(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def _tree_type() -> CommandWorkType:
+    return CommandWorkType("tree", sys.executable, f"-I {TREE_SCRIPT}", allow_runtime_params=True)
+
+
+@pytest.mark.parametrize("how", ["cancel", "release", "force-release"])
+def test_cancel_and_release_end_the_whole_process_tree(managers, tmp_path, how):
+    """The runner the fork server picks (C, or Python with RECEPTOR_NO_EXTENSIONS) ends the
+    command's process group and the orphans it adopted: nothing of the unit runs on."""
+    manager = managers()
+    manager.register(_tree_type())
+    pid_file = str(tmp_path / "pids")
+    unit = _run(manager, "tree", params=pid_file)
+    tree = Tree.wait_for(pid_file)
+    try:
+        _wait(unit, (RUNNING,))
+        if how == "cancel":
+            unit.cancel()
+            status = unit.current()
+            assert (status.state, status.detail, status.extra_data) == (CANCELED, "Canceled", None)
+        else:
+            unit.release(force=how == "force-release")
+            assert not os.path.exists(unit.dir)
+        assert tree.wait_gone() == []
+    finally:
+        tree.kill()
+
+
+def test_cancel_after_a_restart_ends_the_whole_process_tree(managers, tmp_path):
+    """A runner the daemon found again after a restart is not its child; it ends the tree
+    all the same."""
+    first = managers()
+    first.register(_tree_type())
+    pid_file = str(tmp_path / "pids")
+    unit = _run(first, "tree", params=pid_file)
+    tree = Tree.wait_for(pid_file)
+    try:
+        _wait(unit, (RUNNING,))
+        first.stop()
+        second = managers()
+        second.register(_tree_type())
+        second.find(unit.id).cancel()
+        assert second.find(unit.id).current().state == CANCELED
+        assert tree.wait_gone() == []
+    finally:
+        tree.kill()
 
 
 def test_restart_discovery(managers, tmp_path):

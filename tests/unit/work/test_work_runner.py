@@ -12,6 +12,8 @@ from receptor.workceptor._launcher import RUNNER_SCRIPT
 from receptor.workceptor._runner import exit_detail, look_path
 from receptor.workceptor._status import FAILED, RUNNING, SUCCEEDED, Status, StatusFile
 
+from .process_tree import SCRIPT, Tree, parent
+
 
 @pytest.mark.parametrize(
     "raw,expected",
@@ -91,3 +93,50 @@ def test_runner_unsplittable_params_create_no_stdout(tmp_path):
     proc.communicate(timeout=30)
     assert status_file.read().detail == "EOF found when expecting closing quote"
     assert not (tmp_path / "stdout").exists()
+
+
+def test_runner_stop_ends_the_whole_process_tree(tmp_path):
+    """The command leads its own process group, the runner adopts the command's orphans,
+    and a stop leaves none of them running (tests/unit/work/process_tree.py)."""
+    status_file = _unit(tmp_path)
+    pid_file = str(tmp_path / "pids")
+    proc = _runner(tmp_path, sys.executable, f"-I {SCRIPT} {pid_file}")
+    tree = None
+    try:
+        tree = Tree.wait_for(pid_file)
+        command = tree.pid("command")
+        assert os.getpgid(command) == command != os.getpgid(proc.pid)
+        assert os.getsid(command) == proc.pid
+        assert parent(tree.pid("daemon")) == proc.pid  # not init: the runner is the subreaper
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        assert tree.wait_gone() == []
+        final = status_file.read()
+        assert (final.state, final.detail) == (FAILED, "Killed")
+    finally:
+        if tree is not None:
+            tree.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_runner_leaves_the_background_of_a_command_that_exits(tmp_path):
+    """Only a stop ends the tree: a command that exits by itself leaves its background
+    processes running, as upstream does."""
+    status_file = _unit(tmp_path)
+    pid_file = str(tmp_path / "pids")
+    proc = _runner(tmp_path, sys.executable, f"-I {SCRIPT} {pid_file} exit")
+    tree = None
+    try:
+        proc.communicate(timeout=60)
+        tree = Tree.wait_for(pid_file)
+        assert status_file.read().detail == "exit status 0"
+        assert tree.wait_gone(("command",)) == []
+        assert sorted(tree.alive()) == ["daemon", "daemon-child", "deaf", "plain"]
+    finally:
+        if tree is not None:
+            tree.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

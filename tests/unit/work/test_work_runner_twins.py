@@ -10,12 +10,16 @@ import os
 import re
 import select
 import signal
+import sys
 import time
 
 import pytest
 
 from receptor.workceptor._launcher import RunnerLauncher
 from receptor.workceptor._status import RUNNING, StatusFile
+
+from .process_tree import SCRIPT as TREE_SCRIPT
+from .process_tree import Tree, parent
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("receptor.workceptor._runner_c") is None,
@@ -217,3 +221,102 @@ def test_the_direct_spawn_fallback_holds_an_early_signal_too(tmp_path):
         assert status.startswith(b'{"State":3,"Detail":"Killed",'), status
     finally:
         launcher.stop()
+
+
+# ---------------------------------------------------------------------- the process tree
+
+
+def _tree_unit(launcher, base, name: str, mode: str = ""):
+    """A unit of tests/unit/work/process_tree.py; its (runner PID, pidfd, Tree, unit dir)."""
+    pid_file = str(base / f"{name}.pids")
+    params = f"-I {TREE_SCRIPT} {pid_file} {mode}".rstrip()
+    unit_dir = _unit(base, name, None, "process tree")  # the same record for both runners
+    pid, pidfd = launcher.launch(unit_dir, sys.executable, params, "info")
+    return pid, pidfd, Tree.wait_for(pid_file), unit_dir
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_ends_the_whole_tree_alike(launchers, tmp_path, sig):
+    """Both runners: the command leads its own group, orphans are adopted by the runner, and
+    a stop leaves nothing running, in the group or out of it; the records match."""
+    records = {}
+    for kind, launcher in launchers.items():
+        pid, pidfd, tree, unit_dir = _tree_unit(launcher, tmp_path, f"tree-{kind}-{sig.name}")
+        try:
+            command = tree.pid("command")
+            assert os.getpgid(command) == command != os.getpgid(pid)
+            assert parent(tree.pid("daemon")) == pid
+            os.kill(pid, sig)
+            _wait(pidfd)
+            assert tree.wait_gone() == [], kind
+        finally:
+            tree.kill()
+        records[kind] = _outcome(unit_dir)[0]
+    assert records["c"] == records["python"]
+    assert records["c"].startswith(b'{"State":3,"Detail":"Killed",')
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_a_command_that_ignores_sigint_dies_with_its_tree_after_10_s(launchers, tmp_path, kind):
+    pid, pidfd, tree, unit_dir = _tree_unit(
+        launchers[kind], tmp_path, f"deaf-{kind}", "ignore-sigint"
+    )
+    try:
+        os.kill(pid, signal.SIGINT)
+        _wait(pidfd, timeout=60)
+        assert tree.wait_gone() == []
+    finally:
+        tree.kill()
+    assert _outcome(unit_dir)[0].startswith(b'{"State":3,"Detail":"Killed",')
+
+
+def test_a_command_that_exits_leaves_its_background_running_alike(launchers, tmp_path):
+    """Only a stop ends the tree (upstream leaves the background of a finished command)."""
+    records = {}
+    for kind, launcher in launchers.items():
+        _, pidfd, tree, unit_dir = _tree_unit(launcher, tmp_path, f"exit-{kind}", "exit")
+        try:
+            _wait(pidfd)
+            assert tree.wait_gone(("command",)) == []
+            assert sorted(tree.alive()) == ["daemon", "daemon-child", "deaf", "plain"], kind
+        finally:
+            tree.kill()
+        records[kind] = _outcome(unit_dir)
+    assert records["c"] == records["python"]
+    assert records["c"][0].startswith(b'{"State":2,"Detail":"exit status 0",')
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_the_runner_reaps_the_orphans_it_adopts(launchers, tmp_path, kind):
+    """An orphan that exits while the unit runs does not stay a zombie of the runner."""
+    orphan_file, go = tmp_path / f"orphan-{kind}", tmp_path / f"go-{kind}"
+    script = (
+        f'(sh -c "echo \\$\\$ > {orphan_file}.tmp; mv {orphan_file}.tmp {orphan_file};'
+        f' while [ ! -e {go} ]; do sleep 0.05; done" &); exec sleep 300'
+    )
+    params = f"-c '{script}'"
+    unit_dir = _unit(tmp_path, f"reap-{kind}", None, params)
+    pid, pidfd = launchers[kind].launch(unit_dir, "sh", params, "info")
+    try:
+        deadline = time.monotonic() + 60
+        while not orphan_file.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        orphan = int(orphan_file.read_text())
+        assert parent(orphan) == pid
+        go.touch()
+
+        def zombie_of_the_runner() -> bool:
+            try:
+                with open(f"/proc/{orphan}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                return False
+            return int(fields[1]) == pid
+
+        while zombie_of_the_runner():
+            assert time.monotonic() < deadline, "the orphan was never reaped"
+            time.sleep(0.05)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        _wait(pidfd)
