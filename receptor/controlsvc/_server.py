@@ -33,7 +33,12 @@ class _UnixListener:
 
     def __init__(self, filename: str, permissions: int) -> None:
         self.filename = filename
-        lock_fd = os.open(filename + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            lock_fd = os.open(filename + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as err:
+            # Upstream's wording: its flock helper returns the bare errno text.
+            reason = (err.strerror or str(err)).lower()
+            raise ControlServiceError(f"could not acquire lock on socket file: {reason}") from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
