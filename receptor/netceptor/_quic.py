@@ -164,18 +164,54 @@ class MeshQuicConnection(QuicConnection):
             self.receive_datagram(datagram, FAKE_ADDR, now)
 
     def datagram_payloads(self, now: float) -> list[bytes]:
-        """``datagrams_to_send`` without the addresses, and without qh3's per-datagram
-        header parsing for its logger when no QUIC logger is configured (ours never is)."""
+        """``datagrams_to_send`` without the addresses (and without qh3's per-datagram
+        header parsing for its logger unless a QUIC logger is configured; ours never is).
+
+        **A listener blocked by the anti-amplification limit.** Until a listener has
+        received a Handshake packet from the dialer, RFC 9000 §8.1 lets it send at most
+        three times the bytes it has received. qh3 2.1.0's ``poll_transmit`` only checks
+        that this allowance still admits a minimal (about 30-byte) packet, then asks its
+        packet builder for one packet of at most the allowance; when the first queued frame
+        (a CRYPTO chunk of up to 900 bytes, a padded Initial, stream data) is larger, the
+        builder fails with ``packet builder capacity exhausted`` (a ``RuntimeError`` that
+        qh3's own ``datagrams_to_send`` turns into ``QuicConnectionError``; qh3 does not
+        catch it). It happens when the dialer goes unheard for a while: every PTO makes the
+        listener resend its handshake flight, which spends the allowance, and after a few
+        the remainder is too small for the next packet (deterministically after about
+        6 s of silence with our certificates; under load, when the dialer's datagrams are
+        dropped from full queues or its process is starved).
+
+        Nothing is lost when it happens: qh3's builder is transactional (a failed build
+        consumes no frame, no packet number and no send budget, and ``poll_transmit``
+        puts its stream reservations back), so the condition only means "nothing more may
+        be sent now". The listener sends again once the dialer's next datagram (its
+        retransmission, or its Handshake packet, which validates the address) raises the
+        allowance. So in that state we stop polling and return what was built; the
+        timers and the next datagram resume sending. Anywhere else the error would be a
+        real fault (no other queued frame exceeds the datagram size) and still ends the
+        connection. tests/unit/mesh/test_quic_transmit.py reproduces the condition and
+        checks that the connection completes afterwards (SHA-256 of the data both ways).
+        """
         core = self._core
-        if core is None or self._quic_logger is not None:
-            return [datagram for datagram, _ in self.datagrams_to_send(now)]
+        if core is None:
+            return []
         poll = core.poll_transmit
         out = []
         try:
             while (transmit := poll(now)) is not None:
                 out.append(transmit[0])
         except RuntimeError as exc:
-            raise QuicConnectionError(QuicErrorCode.INTERNAL_ERROR, None, str(exc)) from exc
+            blocked = (
+                str(exc) == "packet builder capacity exhausted"
+                and not self._configuration.is_client
+                and not getattr(self, "_handshake_complete", True)
+            )
+            if not blocked:
+                raise QuicConnectionError(QuicErrorCode.INTERNAL_ERROR, None, str(exc)) from exc
+        if self._quic_logger is not None:
+            for datagram in out:
+                self._log_datagram("datagrams_sent", datagram)
+                self._log_packets("packet_sent", datagram)
         return out
 
     def peer_is_receptor_py(self) -> bool:
