@@ -988,6 +988,7 @@ class Conn:
             self._is_client
             and self._handshake_done
             and not self._closing
+            and not self._quic_closing  # the peer closed: qh3 refuses a ping then
             and now >= self._next_keepalive
         ):
             self._ping_uid += 1
