@@ -136,6 +136,7 @@ def compute_routes(self_node, costs):
     cdef Py_ssize_t u, v, e, root, hop
     cdef double weight, candidate
     cdef QueueEntry entry
+    cdef QueueEntry pushed
     try:
         start = <Py_ssize_t*>PyMem_Malloc(count * sizeof(Py_ssize_t))
         degree = <Py_ssize_t*>PyMem_Malloc(count * sizeof(Py_ssize_t))
@@ -194,7 +195,11 @@ def compute_routes(self_node, costs):
                     if candidate < distance[v]:
                         distance[v] = candidate
                         first_hop[v] = v if u == root else hop
-                        heap_push(heap, &heap_size, QueueEntry(candidate, v))
+                        # Field by field: Cython 0.29 (Debian 12's cython3) cannot
+                        # call a struct constructor without the GIL.
+                        pushed.distance = candidate
+                        pushed.node = v
+                        heap_push(heap, &heap_size, pushed)
 
         for u in range(count):
             if settled[u]:
