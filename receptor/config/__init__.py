@@ -14,7 +14,7 @@ from receptor.config._entities import (
     Section,
     entity_by_name,
 )
-from receptor.config._help import bash_completion, help_text
+from receptor.config._help import bash_completion, help_sections, help_text
 from receptor.config._parser import CommandLine, ConfigItem, load_config_file, parse_command_line
 from receptor.config._reload import reload_changes, reload_snapshot
 from receptor.config._yamlv2 import MAX_CONFIG_BYTES
@@ -31,6 +31,7 @@ __all__ = [
     "Section",
     "bash_completion",
     "entity_by_name",
+    "help_sections",
     "help_text",
     "load_config_file",
     "parse_command_line",

@@ -2,7 +2,7 @@
 
 from receptor.config._entities import ENTITIES, EntityType, Section
 
-__all__ = ["bash_completion", "help_text"]
+__all__ = ["bash_completion", "help_sections", "help_text"]
 
 
 def _base(program: str) -> str:
@@ -37,17 +37,30 @@ def _entity_help(entity: EntityType) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def help_text(program: str) -> str:
-    """The text ``receptor --help`` prints, ``program`` being ``argv[0]`` (its base name is
-    shown).  Hidden and undocumented entities are left out; sections follow their order, and
-    within a section required entities come first."""
-    name = _base(program)
+def help_sections() -> list[tuple[Section | None, list[EntityType]]]:
+    """The entities ``--help`` shows, grouped as it shows them (the man page uses the same).
+
+    Hidden and undocumented entities are left out; the unsectioned group comes first, then
+    the sections by their order; within a section required entities come first.
+    """
     shown = [entity for entity in ENTITIES if entity.documented and not entity.hidden]
     sections: list[Section | None] = [None]
     for entity in shown:
         if entity.section is not None and entity.section not in sections:
             sections.append(entity.section)
     sections[1:] = sorted(sections[1:], key=lambda s: s.order if s else 0)
+    grouped = []
+    for section in sections:
+        members = [entity for entity in shown if entity.section is section]
+        ordered = [e for e in members if e.required] + [e for e in members if not e.required]
+        grouped.append((section, ordered))
+    return grouped
+
+
+def help_text(program: str) -> str:
+    """The text ``receptor --help`` prints, ``program`` being ``argv[0]`` (its base name is
+    shown), entities as :func:`help_sections` groups them."""
+    name = _base(program)
     out = [
         f"Usage: {name} [--<action> [<param>=<value> ...] ...]\n\n",
         "   --help: Show this help\n\n",
@@ -55,12 +68,10 @@ def help_text(program: str) -> str:
         "   --bash-completion: Generate a completion script for the bash shell\n",
         f'         Run ". <({name} --bash-completion)" to activate now\n\n',
     ]
-    for section in sections:
+    for section, entities in help_sections():
         if section is not None:
             out.append(f"{section.description}\n\n")
-        members = [entity for entity in shown if entity.section is section]
-        out.extend(_entity_help(e) for e in members if e.required)
-        out.extend(_entity_help(e) for e in members if not e.required)
+        out.extend(_entity_help(entity) for entity in entities)
     return "".join(out)
 
 
