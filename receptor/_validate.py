@@ -21,7 +21,10 @@ configuration is valid, 1 otherwise.
 """
 
 import dataclasses
+import importlib.metadata
+import operator
 import os
+import re
 import shutil
 import socket
 import urllib.parse
@@ -50,6 +53,32 @@ _BACKENDS = frozenset(
     }
 )
 _NO_BACKENDS = "Nothing to do - no backends are running."
+#: The libraries (distribution names of our requirements) an entity cannot work without.
+#: The daemon loads them when first needed, so a distribution package can recommend the
+#: ones its distribution lacks instead of depending on them (packaging/README.md).
+_LIBRARIES = {
+    "tls-server": ("cryptography",),
+    "tls-client": ("cryptography",),
+    "cert-init": ("cryptography",),
+    "cert-makereq": ("cryptography",),
+    "cert-signreq": ("cryptography",),
+    "work-signing": ("cryptography", "PyJWT"),
+    "work-verification": ("cryptography", "PyJWT"),
+    "ws-listener": ("simple-websocket",),
+    "ws-peer": ("simple-websocket",),
+    "tcp-server": ("qh3", "cryptography"),
+    "tcp-client": ("qh3", "cryptography"),
+    "unix-socket-server": ("qh3", "cryptography"),
+    "unix-socket-client": ("qh3", "cryptography"),
+}
+_COMPARE = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 @dataclass(frozen=True)
@@ -104,6 +133,60 @@ def _parse_problem(argv: list[str], err: ConfigError) -> Problem:
                 if str(file_err) == message:
                     return Problem(message, source=path)
     return Problem(message)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The release numbers of a version (``42.0.5rc1`` -> ``(42, 0, 5)``)."""
+    numbers = []
+    for part in version.split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        numbers.append(int(digits.group()))
+        if digits.group() != part:
+            break
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers.pop()  # 2.1.0 == 2.1
+    return tuple(numbers)
+
+
+def _requirements() -> dict[str, str]:
+    """Our run-time requirements, ``{normalised name: specifiers}`` (empty when this copy
+    runs without its distribution's metadata, e.g. from a source tree)."""
+    try:
+        declared = importlib.metadata.requires("receptor") or []
+    except importlib.metadata.PackageNotFoundError:
+        return {}
+    found = {}
+    for requirement in declared:
+        if ";" in requirement:
+            continue  # an extra (test, lint): not needed to run
+        match = re.match(r"\s*([A-Za-z0-9_.-]+)\s*(.*)", requirement)
+        if match:
+            # Older metadata writes "cryptography (>=42)".
+            found[_normalise(match.group(1))] = re.sub(r"[\s()]", "", match.group(2))
+    return found
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _library_problem(name: str, specifiers: str) -> str | None:
+    """Why the installed ``name`` does not meet ``specifiers`` (``>=42,<43``), or None."""
+    wanted = f"{name}{specifiers}"
+    try:
+        installed = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return f"needs the Python package {wanted}, which is not installed"
+    for specifier in filter(None, specifiers.split(",")):
+        match = re.match(r"(>=|<=|==|!=|>|<)(.+)", specifier)
+        if match is None:
+            continue  # ~= and other forms: not used by our requirements
+        compare = _COMPARE[match.group(1)]
+        if not compare(_release(installed), _release(match.group(2))):
+            return f"needs the Python package {wanted}; {installed} is installed"
+    return None
 
 
 def _describe(err: Exception) -> str:
@@ -391,6 +474,11 @@ class _Validation:
         self.items = command_line.items
         # A Daemon that is never run: its handler tables are the start-up code itself.
         self.daemon = Daemon(command_line, argv, "receptor")
+        # A daemon that makes its components on demand makes those the items need.
+        load_components = getattr(self.daemon, "_load_components", None)
+        if load_components is not None:
+            load_components(self.items)
+        self._requirements = _requirements()
         self._positions = self._number_items()
 
     def _number_items(self) -> dict[int, int]:
@@ -422,15 +510,21 @@ class _Validation:
             return [self._problem(index, _describe(err))]
         return []
 
-    def _implemented(self, item: ConfigItem) -> None:
+    def _available(self, item: ConfigItem) -> None:
+        """The entity is built in this version and the libraries it needs are installed."""
         self.daemon._check_implemented([item])
+        for library in _LIBRARIES.get(item.entity.name, ()):
+            specifiers = self._requirements.get(_normalise(library))
+            problem = None if specifiers is None else _library_problem(library, specifiers)
+            if problem:
+                raise ConfigError(problem)
 
     def problems(self) -> Iterator[Problem]:
         """Each problem, phase by phase, in the order of the items within a phase."""
         daemon = self.daemon
         broken: set[int] = set()
         for index in range(len(self.items)):
-            found = self._check(index, self._implemented)
+            found = self._check(index, self._available)
             if found:
                 broken.add(index)
             yield from found

@@ -418,3 +418,21 @@ def test_run_phase_problem_worded_as_start_up(name, workdir):
     assert process.returncode == 1, (stdout, stderr)
     error = stdout.decode().splitlines()[-1].removeprefix("Error: ")
     assert validate(args)[0].message == error
+
+
+def test_entity_whose_library_is_missing_or_too_old(workdir, monkeypatch):
+    """A distribution package may only recommend the libraries of TLS, WebSocket, signed
+    work and the stream proxies: validation names what an entity needs and is missing."""
+    import receptor._validate as module
+
+    monkeypatch.setattr(
+        module, "_requirements", lambda: {"cryptography": ">=999", "no-such-lib": ">=1"}
+    )
+    monkeypatch.setitem(module._LIBRARIES, "ws-peer", ("no-such-lib",))
+    args = ["--node", "id=a", "datadir=d", "--local-only"]
+    problem = _only(validate([*args, "--tls-client", "name=c", "cert=x", "key=y"]))
+    assert problem.message.startswith("needs the Python package cryptography>=999; ")
+    assert problem.message.endswith(" is installed")
+    problem = _only(validate([*args, "--ws-peer", "address=ws://127.0.0.1:1/"]))
+    assert problem.message == "needs the Python package no-such-lib>=1, which is not installed"
+    assert validate([*args, "--tcp-peer", "address=127.0.0.1:1"]) == []
