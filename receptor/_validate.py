@@ -540,20 +540,18 @@ class _Validation:
                     found = self._check(index, self._check_datadir)
             yield from found
         prepare = daemon._handlers("prepare")
-        tls_servers: set[str] = set()
-        tls_clients: set[str] = set()
+        # Named even when they fail: the entities naming them are not wrong too.
+        tls_servers = {i.values["name"] for i in self.items if i.entity.name == "tls-server"}
+        tls_clients = {i.values["name"] for i in self.items if i.entity.name == "tls-client"}
         for index, item in enumerate(self.items):
             if index in broken:
                 continue
             name = item.entity.name
             target = item
-            if name in ("tls-server", "tls-client"):
-                # Named even when its files fail: entities naming it are not wrong too.
-                (tls_servers if name == "tls-server" else tls_clients).add(item.values["name"])
-                if not node_ok:
-                    # No node ID to look for: the other checks of the files still run.
-                    values = dict(item.values, skipreceptornamescheck=True)
-                    target = dataclasses.replace(item, values=values)
+            if name in ("tls-server", "tls-client") and not node_ok:
+                # No node ID to look for: the other checks of the files still run.
+                values = dict(item.values, skipreceptornamescheck=True)
+                target = dataclasses.replace(item, values=values)
             found = self._check(index, prepare.get(name), target)
             if not found and name in ("work-signing", "work-verification"):
                 found = self._check(index, self._check_work_key)

@@ -433,6 +433,9 @@ def test_entity_whose_library_is_missing_or_too_old(workdir, monkeypatch):
     problem = _only(validate([*args, "--tls-client", "name=c", "cert=x", "key=y"]))
     assert problem.message.startswith("needs the Python package cryptography>=999; ")
     assert problem.message.endswith(" is installed")
+    # A listener naming that TLS config is not reported too.
+    tls = ["--tls-server", "name=s", "cert=x", "key=y", "--tcp-listener", "port=1", "tls=s"]
+    assert [p.entity for p in validate([*args, *tls])] == ["--tls-server"]
     problem = _only(validate([*args, "--ws-peer", "address=ws://127.0.0.1:1/"]))
     assert problem.message == "needs the Python package no-such-lib>=1, which is not installed"
     assert validate([*args, "--tcp-peer", "address=127.0.0.1:1"]) == []
