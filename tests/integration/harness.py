@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,24 @@ import yaml
 READY_TIMEOUT = 20.0
 
 
+#: How a node of ours is started; ``ReceptorNode(command=...)`` runs another daemon (e.g. the
+#: upstream Go binary, tests/interop) with the same ``-c <config> <args>`` command line.
+OUR_DAEMON = (sys.executable, "-m", "receptor")
+
+
 class ReceptorNode:
     """A receptor process and its control socket."""
 
-    def __init__(self, workdir: Path, node_id: str, items: list[Any], args: list[str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        node_id: str,
+        items: list[Any],
+        args: list[str],
+        command: Sequence[str] = OUR_DAEMON,
+    ) -> None:
         self.node_id = node_id
+        self.argv0 = list(command)
         self.workdir = workdir
         self.socket_path = str(workdir / f"{node_id}.sock")
         self.config_path = workdir / f"{node_id}.yml"
@@ -52,7 +65,7 @@ class ReceptorNode:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.lines = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "receptor", "-c", str(self.config_path), *self.args],
+            [*self.argv0, "-c", str(self.config_path), *self.args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
@@ -176,13 +189,14 @@ class Mesh:
         log_level: str = "debug",
         args: tuple[str, ...] = (),
         start: bool = True,
+        command: Sequence[str] = OUR_DAEMON,
     ) -> ReceptorNode:
         config: list[Any] = [{"node": {"id": node_id, "datadir": str(self.workdir / "data")}}]
         config.append({"log-level": log_level})
         if control:
             config.append({"control-service": {"filename": str(self.workdir / f"{node_id}.sock")}})
         config.extend(items)
-        node = ReceptorNode(self.workdir, node_id, config, list(args))
+        node = ReceptorNode(self.workdir, node_id, config, list(args), command)
         self.nodes.append(node)
         if start:
             node.start()
