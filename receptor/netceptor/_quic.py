@@ -353,10 +353,11 @@ def client_configuration(
     cert_pem: bytes | None = None,
     key_pem: bytes | None = None,
     ca_pem: bytes | None = None,
+    nist_key_shares: bool = False,
 ) -> QuicConfiguration:
     """A dialer's configuration; certificate checks are made by the stream layer after the
     handshake (qh3 has no verification hook), so qh3's own verification is off unless CAs
-    are given."""
+    are given. ``nist_key_shares`` for a dialer with a tls-client (see below)."""
     config = _base(True, LARGE_DATAGRAM if large else SMALL_DATAGRAM)
     config.server_name = server_name
     # qh3 leaves ed25519 out of its ClientHello by default; our services' certificates
@@ -364,6 +365,12 @@ def client_configuration(
     config.signature_algorithms = CLIENT_SIGNATURE_ALGORITHMS
     config.verify_mode = ssl.CERT_NONE
     config.verify_hostname = False
+    if nist_key_shares:
+        # A dialer with a tls-client: upstream's tls-server accepts only the NIST curves
+        # (P-521/384/256, wire.md §12.1), and qh3 offers only X25519 (and its ML-KEM hybrid)
+        # unless told; quic-go would answer with a HelloRetryRequest, which qh3 2.1 cannot
+        # read ("Read out of bounds"). So offer the EC key shares at once.
+        config.offer_ec_key_shares = True
     if cert_pem and key_pem:
         certificates = load_pem_x509_certificates(cert_pem)
         config.certificate = certificates[0]

@@ -357,7 +357,9 @@ def _client_config(node_id: str, large: bool, tls: "ClientTLS | None") -> Any:
     presented, and the server's chain and node ID are checked after the handshake."""
     if tls is None:
         return _quic.client_configuration(node_id, large)
-    return _quic.client_configuration(node_id, large, cert_pem=tls.cert_pem, key_pem=tls.key_pem)
+    return _quic.client_configuration(
+        node_id, large, cert_pem=tls.cert_pem, key_pem=tls.key_pem, nist_key_shares=True
+    )
 
 
 def _system_roots() -> bytes:

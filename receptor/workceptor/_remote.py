@@ -401,7 +401,12 @@ class RemoteUnit(WorkUnit):
             raise WorkError(str(err)) from None
         except _CONNECT_ERRORS as err:
             if _is_tls_failure(err):
-                raise WorkError(f"TLS error connecting to remote service: {err}") from None
+                # A connection-level failure, as upstream answers it (work.md §6.2, §6.3):
+                # the submit says Job Submitted and the unit fails with the TLS error;
+                # nothing is retried.
+                self._log_connect_error(err)
+                self.save_basic(FAILED, f"TLS error connecting to remote service: {err}", 0)
+                return "Job Submitted"
             self._log_connect_error(err)
             self._spawn()
             return "Job Submitted"

@@ -730,3 +730,11 @@ def test_listener_answers_upstreams_client_hello_with_small_datagrams(make_node)
     scid_len = initial[6 + initial[5]]
     quic_go_scid = initial[7 + initial[5] : 7 + initial[5] + scid_len]
     assert first[6 : 6 + first[5]] == quic_go_scid
+
+
+def test_dialers_with_a_tls_client_offer_nist_key_shares():
+    """Upstream's tls-servers accept only P-521/384/256 (wire.md §12.1) and qh3 cannot read
+    quic-go's HelloRetryRequest: a dialer with a tls-client offers the EC shares at once
+    (tests/interop checks it against the Go daemon)."""
+    assert _streams._client_config("node2", False, _client_tls("node2")).offer_ec_key_shares
+    assert not _streams._client_config("node2", False, None).offer_ec_key_shares
