@@ -118,6 +118,17 @@ _CERTIFICATE = 1  # Certificate expected
 _CERTIFICATE_VERIFY = 2  # CertificateVerify expected
 
 
+def _parse(message: bytes, kind: int, pull: Callable[[Buffer], Any]) -> Any:
+    """One whole handshake message of the ``kind`` the client must send next."""
+    if message[0] != kind:
+        raise AlertUnexpectedMessage(f"expected the client's {HandshakeType(kind).name}")
+    buf = Buffer(data=message)
+    parsed = pull(buf)
+    if not buf.eof():
+        raise tls.AlertDecodeError("extra bytes at the end of a handshake message")
+    return parsed
+
+
 def push_certificate_request(buf: Buffer, request: CertificateRequest) -> None:
     """Write a TLS 1.3 CertificateRequest handshake message (qh3 only reads them)."""
     buf.push_uint8(HandshakeType.CERTIFICATE_REQUEST)
@@ -259,12 +270,7 @@ class ClientAuthContext(tls.Context):
             super().handle_message(rest, output_buf, epoch)
 
     def _handle_client_certificate(self, message: bytes) -> None:
-        if message[0] != HandshakeType.CERTIFICATE:
-            raise AlertUnexpectedMessage("expected the client's Certificate")
-        buf = Buffer(data=message)
-        certificate = tls.pull_certificate(buf)
-        if not buf.eof():
-            raise tls.AlertDecodeError("extra bytes at the end of a handshake message")
+        certificate = _parse(message, HandshakeType.CERTIFICATE, tls.pull_certificate)
         if certificate.request_context != b"":
             raise AlertIllegalParameter("certificate request context does not match")
         self._schedule().update_hash(message)
@@ -283,12 +289,7 @@ class ClientAuthContext(tls.Context):
         self._stage = _CERTIFICATE_VERIFY
 
     def _handle_client_certificate_verify(self, message: bytes) -> None:
-        if message[0] != HandshakeType.CERTIFICATE_VERIFY:
-            raise AlertUnexpectedMessage("expected the client's CertificateVerify")
-        buf = Buffer(data=message)
-        verify = tls.pull_certificate_verify(buf)
-        if not buf.eof():
-            raise tls.AlertDecodeError("extra bytes at the end of a handshake message")
+        verify = _parse(message, HandshakeType.CERTIFICATE_VERIFY, tls.pull_certificate_verify)
         if verify.algorithm not in VERIFY_SIGNATURE_ALGORITHMS:
             raise AlertIllegalParameter(
                 "tls: client certificate used with invalid signature algorithm"

@@ -44,16 +44,6 @@ def _load_c_runner() -> Any:
 _runner_c = _load_c_runner()
 
 
-def _reap() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def _child(
     sock: socket.socket, close: tuple[int, ...], named: int, request: dict[str, str]
 ) -> None:
@@ -161,7 +151,7 @@ def serve(sock: socket.socket) -> None:
                     pass
             except BlockingIOError:
                 pass
-            _reap()
+            _runner.reap_children()
         if sock.fileno() not in ready:
             continue
         data = sock.recv(65536)
@@ -185,7 +175,7 @@ def serve(sock: socket.socket) -> None:
                 socket.send_fds(sock, [f"{pid}\n".encode()], [pidfd])
             finally:
                 os.close(pidfd)
-        _reap()
+        _runner.reap_children()
 
 
 def main() -> int:
