@@ -9,6 +9,8 @@ Entities of the spec that this version does not implement yet are refused up fro
 message that names them, before anything starts; nothing is ever silently ignored.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import signal
@@ -17,15 +19,14 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import import_module
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from receptor import _log
 from receptor._errors import ConfigError, MeshError, ReceptorError
-from receptor._goduration import parse_duration
 from receptor._log import logger
 from receptor._version import __version__
-from receptor.backends import NullBackend
 from receptor.config import (
     CommandLine,
     ConfigItem,
@@ -33,10 +34,12 @@ from receptor.config import (
     reload_changes,
     reload_snapshot,
 )
-from receptor.controlsvc import ControlServer, ControlServiceError
-from receptor.netceptor import Backend, BackendInfo, Netceptor, parse_rules
-from receptor.netceptor._node import DEFAULT_IDLE_TIMEOUT
-from receptor.netceptor.tls import TLSRegistry
+from receptor.netceptor._tls_registry import TLSRegistry
+
+if TYPE_CHECKING:
+    from receptor.controlsvc import ControlServer
+    from receptor.netceptor import Backend, Netceptor
+    from receptor.workceptor._component import WorkEntities
 
 #: A phase handler: called with one configured entity.
 Handler = Callable[["ConfigItem"], None]
@@ -57,7 +60,7 @@ class Component:
     #: Entities whose ``run`` handler is called again on reload.
     reloadable: frozenset[str] = frozenset()
 
-    def __init__(self, daemon: "Daemon") -> None:
+    def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
     def handlers(self) -> dict[str, dict[str, Handler]]:
@@ -76,15 +79,55 @@ class Component:
         """Called when the daemon stops."""
 
 
-def _component_classes() -> list[type[Component]]:
-    """Every component, in the order their handlers are merged (imported late: they import us)."""
-    from receptor.backends._component import BackendEntities
-    from receptor.certificates._component import CertificateEntities
-    from receptor.netceptor._tls_component import TLSEntities
-    from receptor.services._component import ServiceEntities
-    from receptor.workceptor._component import WorkEntities
-
-    return [CertificateEntities, TLSEntities, BackendEntities, ServiceEntities, WorkEntities]
+#: Every component: its module, its class and the entities it has handlers for, in the
+#: order their handlers are merged. A component is imported and made only when the
+#: configuration names one of its entities (start-up time: a node loads only what it uses);
+#: the work component also for the control service's ``work`` command. The entity names
+#: are checked against each component's ``handlers()`` in tests/unit/test_daemon.py.
+COMPONENTS: tuple[tuple[str, str, frozenset[str]], ...] = (
+    (
+        "receptor.certificates._component",
+        "CertificateEntities",
+        frozenset({"cert-init", "cert-makereq", "cert-signreq"}),
+    ),
+    ("receptor.netceptor._tls_component", "TLSEntities", frozenset({"tls-client", "tls-server"})),
+    (
+        "receptor.backends._component",
+        "BackendEntities",
+        frozenset(
+            {"tcp-listener", "tcp-peer", "udp-listener", "udp-peer", "ws-listener", "ws-peer"}
+        ),
+    ),
+    (
+        "receptor.services._component",
+        "ServiceEntities",
+        frozenset(
+            {
+                "tcp-client",
+                "tcp-server",
+                "udp-client",
+                "udp-server",
+                "unix-socket-client",
+                "unix-socket-server",
+            }
+        ),
+    ),
+    (
+        "receptor.workceptor._component",
+        "WorkEntities",
+        frozenset(
+            {
+                "command-runner",
+                "work-command",
+                "work-kubernetes",
+                "work-python",
+                "work-signing",
+                "work-verification",
+            }
+        ),
+    ),
+)
+_WORK_COMPONENT = "WorkEntities"
 
 
 class ExitRequest(Exception):
@@ -99,7 +142,7 @@ class ExitRequest(Exception):
 class NodeSettings:
     node_id: str = ""
     datadir: str = "/tmp/receptor"
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    idle_timeout: float | None = None  # the mesh's default
     firewall_rules: list[Any] = field(default_factory=list)
 
 
@@ -131,7 +174,43 @@ class Daemon:
         self._wake = threading.Event()
         #: The named tls-server / tls-client configs (filled by the TLS component).
         self.tls = TLSRegistry()
-        self.components: list[Component] = [cls(self) for cls in _component_classes()]
+        #: The components made so far (see COMPONENTS), in COMPONENTS order.
+        self.components: list[Component] = []
+        self._components_lock = threading.Lock()
+        #: The control-service items whose Unix socket is open (see ``_run_phases``).
+        self._unix_opened: set[int] = set()
+
+    # ------------------------------------------------------------------ components
+
+    def _load_components(self, items: list[ConfigItem]) -> None:
+        """Make the components that handle any of ``items``' entities."""
+        names = {item.entity.name for item in items}
+        for _module, class_name, entities in COMPONENTS:
+            if names & entities:
+                self._component(class_name)
+
+    def _component(self, class_name: str) -> Component:
+        """The component of that class, made (and its module imported) on first use."""
+        with self._components_lock:
+            for component in self.components:
+                if type(component).__name__ == class_name:
+                    return component
+            order = [name for _module, name, _entities in COMPONENTS]
+            module = next(m for m, name, _e in COMPONENTS if name == class_name)
+            component = getattr(import_module(module), class_name)(self)
+            self.components.append(component)
+            self.components.sort(key=lambda c: order.index(type(c).__name__))
+        if self.control is not None:
+            component.control_started(self.control)
+        return component
+
+    def work(self) -> WorkEntities:
+        """The work component (and the node's work manager behind it)."""
+        from receptor.workceptor._component import WorkEntities
+
+        component = self._component(_WORK_COMPONENT)
+        assert isinstance(component, WorkEntities)
+        return component
 
     # ------------------------------------------------------------------ phases
 
@@ -162,8 +241,10 @@ class Daemon:
 
     def implemented(self) -> frozenset[str]:
         names = set(_NO_OP)
-        for phase in ("init", "prepare", "run"):
-            names.update(self._handlers(phase))
+        for phase in self._core_handlers().values():
+            names.update(phase)
+        for _module, _name, entities in COMPONENTS:
+            names.update(entities)
         return frozenset(names)
 
     def _check_implemented(self, items: list[ConfigItem]) -> None:
@@ -176,8 +257,12 @@ class Daemon:
                 )
 
     def _run_phases(self, items: list[ConfigItem]) -> None:
+        self._load_components(items)
         for phase in ("init", "prepare", "run"):
             handlers = self._handlers(phase)
+            if phase == "run":
+                # The control services' other listeners before backends dial.
+                items = sorted(items, key=lambda item: item.entity.name != "control-service")
             for item in items:
                 handler = handlers.get(item.entity.name)
                 if handler is not None:
@@ -187,6 +272,14 @@ class Daemon:
                 # An exclusive entity (version, cert-*) runs alone: no node, so no node ID
                 # either (a host named localhost can still make certificates).
                 self._create_netceptor()
+            if phase == "init" and self.netceptor is not None:
+                # The control services' Unix sockets as soon as the node exists (they need
+                # no TLS config): scripts and service managers that start a node and talk
+                # to it at once find them before certificates load, backends dial or the
+                # work manager looks at its units (upstream binds them in ``run``).
+                for item in items:
+                    if item.entity.name == "control-service" and item.values.get("filename"):
+                        self._open_unix_control(item)
 
     # ------------------------------------------------------------------ node and logging
 
@@ -194,9 +287,15 @@ class Daemon:
         values = item.values
         settings = NodeSettings(node_id=_resolve_node_id(values.get("id")))
         settings.datadir = values["datadir"]
-        settings.firewall_rules = parse_rules(values.get("firewallrules"))
+        if values.get("firewallrules"):
+            from receptor.netceptor import parse_rules
+
+            settings.firewall_rules = parse_rules(values.get("firewallrules"))
         timeout = values.get("maxidleconnectiontimeout")
         if timeout:
+            from receptor._goduration import parse_duration
+            from receptor.netceptor._node import DEFAULT_IDLE_TIMEOUT
+
             try:
                 nanoseconds = parse_duration(timeout)
             except ValueError:
@@ -214,13 +313,14 @@ class Daemon:
         self.settings = settings
 
     def _create_netceptor(self) -> None:
+        from receptor.netceptor import Netceptor
+
         if not self.settings.node_id:
             self.settings.node_id = _resolve_node_id(None)
-        self.netceptor = Netceptor(
-            self.settings.node_id,
-            idle_timeout=self.settings.idle_timeout,
-            firewall_rules=self.settings.firewall_rules,
-        )
+        options: dict[str, Any] = {"firewall_rules": self.settings.firewall_rules}
+        if self.settings.idle_timeout is not None:
+            options["idle_timeout"] = self.settings.idle_timeout
+        self.netceptor = Netceptor(self.settings.node_id, **options)
 
     def _init_log_level(self, item: ConfigItem) -> None:
         try:
@@ -232,6 +332,8 @@ class Daemon:
 
     def add_backend(self, backend: Backend, item: ConfigItem) -> None:
         """Start ``backend`` with the connection settings of ``item`` (cost, nodecost, ...)."""
+        from receptor.netceptor import BackendInfo
+
         assert self.netceptor is not None
         peers = item.values.get("allowedpeers")
         info = BackendInfo(
@@ -242,11 +344,45 @@ class Daemon:
         self.netceptor.add_backend(backend, info)
 
     def _run_local_only(self, item: ConfigItem) -> None:
+        from receptor.backends import NullBackend
+
         self.add_backend(NullBackend(), item)
 
     # ------------------------------------------------------------------ control service
 
+    def _control_server(self) -> ControlServer:
+        from receptor.controlsvc import ControlServer
+
+        assert self.netceptor is not None
+        if self.control is None:
+            self.control = ControlServer(
+                self.netceptor,
+                __version__,
+                self.reload if self.command_line.reload_file else None,
+            )
+            self.control.tls_registry = self.tls  # for ``connect <node> <svc> <tlsclient>``
+            # ``work`` is always there (upstream's node always has its work manager); the
+            # work component is loaded by its first use or at the end of start-up.
+            self.control.add_command(
+                "work", lambda session, text, params: self.work().command(session, text, params)
+            )
+            for component in self.components:
+                component.control_started(self.control)
+        return self.control
+
+    def _open_unix_control(self, item: ConfigItem) -> None:
+        from receptor.controlsvc import ControlServiceError
+
+        values = item.values
+        try:
+            self._control_server().listen_unix(values["filename"], values["permissions"])
+        except ControlServiceError as err:
+            raise ConfigError(f"error opening Unix socket: {err}") from None
+        self._unix_opened.add(id(item))
+
     def _run_control(self, item: ConfigItem) -> None:
+        from receptor.controlsvc import ControlServiceError
+
         assert self.netceptor is not None
         values = item.values
         service = values["service"]
@@ -263,28 +399,17 @@ class Daemon:
         tcp_tls = None
         if values.get("tcplisten") and values.get("tcptls"):
             tcp_tls = self.tls.server(values["tcptls"])
-        if self.control is None:
-            self.control = ControlServer(
-                self.netceptor,
-                __version__,
-                self.reload if self.command_line.reload_file else None,
-            )
-            self.control.tls_registry = self.tls  # for ``connect <node> <svc> <tlsclient>``
-            for component in self.components:
-                component.control_started(self.control)
-        try:
-            if values.get("filename"):
-                self.control.listen_unix(values["filename"], values["permissions"])
-        except ControlServiceError as err:
-            raise ConfigError(f"error opening Unix socket: {err}") from None
+        control = self._control_server()
+        if values.get("filename") and id(item) not in self._unix_opened:
+            self._open_unix_control(item)
         try:
             if values.get("tcplisten"):
-                self.control.listen_tcp(str(values["tcplisten"]), tcp_tls)
+                control.listen_tcp(str(values["tcplisten"]), tcp_tls)
         except ControlServiceError as err:
             raise ConfigError(f"error listening on TCP socket: {err}") from None
         try:
             if service:  # upstream: an empty service name means no mesh listener
-                self.control.listen_mesh(
+                control.listen_mesh(
                     service, tls=self.tls.server(values["tls"]) if values.get("tls") else None
                 )
         except MeshError as err:
@@ -365,6 +490,10 @@ class Daemon:
             self.stop()
             return 1
         assert self.netceptor is not None
+        if self.control is not None:
+            # The work manager picks up the units on disk (remote ones resume) now that the
+            # control sockets answer.
+            self.work().manager  # noqa: B018
         if self.netceptor.backend_count == 0:
             logger.warning("Nothing to do - no backends are running.")
             print(f"Run {self.program} --help for command line instructions.", flush=True)
@@ -372,6 +501,7 @@ class Daemon:
             return 1
         logger.info("Initialization complete")
         self._install_signal_handlers()
+        self._notify_systemd()
         while not self.netceptor.done and self._signal is None:
             self._wake.wait(1.0)
             self._wake.clear()
@@ -382,6 +512,24 @@ class Daemon:
             os.kill(os.getpid(), self._signal)
         self.stop()
         return 0
+
+    def _notify_systemd(self) -> None:
+        """READY=1 for ``Type=notify``, and WATCHDOG=1 from the mesh's scheduler thread for
+        ``WatchdogSec=`` (see :mod:`receptor._systemd`)."""
+        from receptor import _systemd
+
+        netceptor = self.netceptor
+        assert netceptor is not None
+        _systemd.notify("READY=1", f"STATUS=Node {netceptor.node_id} running")
+        period = _systemd.watchdog_period()
+        if period is None:
+            return
+
+        def beat() -> None:
+            _systemd.notify("WATCHDOG=1")
+            netceptor.call_later(period, beat)
+
+        beat()
 
     def _install_signal_handlers(self) -> None:
         def terminate(signum: int, frame: FrameType | None) -> None:

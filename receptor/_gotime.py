@@ -9,10 +9,10 @@ import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
-_RFC3339 = re.compile(
+#: Compiled by ``re`` on first use (and cached there), not at import.
+_RFC3339 = (
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
-    re.ASCII,
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
 )
 _NS = 1_000_000_000
 
@@ -56,7 +56,7 @@ def parse_datetime(text: str) -> datetime:
 
 
 def _parse(text: str) -> tuple[datetime, int]:
-    match = _RFC3339.fullmatch(text)
+    match = re.fullmatch(_RFC3339, text, re.ASCII)
     if match is None:
         raise ValueError(f"not an RFC 3339 time: {text!r}")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])

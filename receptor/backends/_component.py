@@ -1,14 +1,20 @@
 """The daemon component for the backend entities (``tcp-*``, ``udp-*``, ``ws-*``)."""
 
 import urllib.parse
+from typing import TYPE_CHECKING
 
 from receptor._daemon import Component, Handler
 from receptor._errors import ConfigError
+from receptor._lazy import LazyModule
 from receptor._log import logger
-from receptor.backends.tcp import TCPDialer, TCPListener, split_host_port
-from receptor.backends.udp import UDPDialer, UDPListener
-from receptor.backends.websocket import WebSocketDialer, WebSocketListener
 from receptor.config import ConfigItem
+
+if TYPE_CHECKING:
+    from receptor.backends import tcp, udp, websocket
+else:  # a node loads only the transports its configuration names
+    tcp = LazyModule("receptor.backends.tcp", globals(), "tcp")
+    udp = LazyModule("receptor.backends.udp", globals(), "udp")
+    websocket = LazyModule("receptor.backends.websocket", globals(), "websocket")
 
 
 def check_costs(item: ConfigItem) -> None:
@@ -63,24 +69,24 @@ class BackendEntities(Component):
     def _run_tcp_listener(self, item: ConfigItem) -> None:
         name = item.values.get("tls")
         tls = self.daemon.tls.server(name) if name else None
-        listener = TCPListener(item.values["bindaddr"], item.values["port"], tls)
+        listener = tcp.TCPListener(item.values["bindaddr"], item.values["port"], tls)
         self.daemon.add_backend(listener, item)
 
     def _run_tcp_peer(self, item: ConfigItem) -> None:
         address = item.values["address"]
-        split_host_port(address)
+        tcp.split_host_port(address)
         name = item.values.get("tls")
         tls = self.daemon.tls.client(name) if name else None
-        self.daemon.add_backend(TCPDialer(address, item.values["redial"], tls), item)
+        self.daemon.add_backend(tcp.TCPDialer(address, item.values["redial"], tls), item)
 
     def _run_udp_listener(self, item: ConfigItem) -> None:
-        listener = UDPListener(item.values["bindaddr"], item.values["port"])
+        listener = udp.UDPListener(item.values["bindaddr"], item.values["port"])
         self.daemon.add_backend(listener, item)
 
     def _run_udp_peer(self, item: ConfigItem) -> None:
         address = item.values["address"]
         try:
-            dialer = UDPDialer(address, item.values["redial"])
+            dialer = udp.UDPDialer(address, item.values["redial"])
         except ConfigError as err:
             logger.error("Error creating peer %s: %s", address, err)
             raise
@@ -90,7 +96,9 @@ class BackendEntities(Component):
         name = item.values.get("tls")
         tls = self.daemon.tls.server(name) if name else None
         values = item.values
-        listener = WebSocketListener(values["bindaddr"], values["port"], values["path"], tls)
+        listener = websocket.WebSocketListener(
+            values["bindaddr"], values["port"], values["path"], tls
+        )
         self.daemon.add_backend(listener, item)
 
     def _run_ws_peer(self, item: ConfigItem) -> None:
@@ -108,5 +116,7 @@ class BackendEntities(Component):
                 raise ConfigError("pinned fingerprints missing for default") from None
             raise
         secure_tls = tls if urllib.parse.urlsplit(address).scheme == "wss" else None
-        dialer = WebSocketDialer(address, values["redial"], values.get("extraheader"), secure_tls)
+        dialer = websocket.WebSocketDialer(
+            address, values["redial"], values.get("extraheader"), secure_tls
+        )
         self.daemon.add_backend(dialer, item)

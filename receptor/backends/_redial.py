@@ -13,7 +13,6 @@ from typing import Protocol
 from receptor._log import logger
 from receptor.backends._stream import raw_shutdown
 from receptor.netceptor import Backend, BackendInfo, BackendSession, Netceptor
-from receptor.netceptor.tls import describe_error
 
 #: Upstream's redial back-off: 5 s, times 1.5 after each wait, at most 20 s.
 REDIAL_FIRST = 5.0
@@ -34,6 +33,8 @@ class DialError(Exception):
 
 def tls_dial_error(address: str, err: BaseException) -> DialError:
     """A failed client TLS handshake with ``address`` (``host:port``), in upstream's words."""
+    from receptor.netceptor.tls import describe_error
+
     return DialError(f"TLS handshake with {address} failed: {describe_error(err)}")
 
 

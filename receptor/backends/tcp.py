@@ -6,14 +6,18 @@ plus the session's writer thread). The dialer is a ``_redial.RedialingDialer``: 
 that dials, runs the session, and redials with upstream's back-off.
 """
 
+from __future__ import annotations
+
 import socket
-import ssl
+from typing import TYPE_CHECKING
 
 from receptor._errors import ConfigError
 from receptor.backends._listener import StreamListener, listen_tcp
 from receptor.backends._redial import DIAL_TIMEOUT, DialError, RedialingDialer, tls_dial_error
 from receptor.backends._stream import StreamSession
-from receptor.netceptor.tls import ClientTLS, ServerTLS, TLSPeerError, TLSSocket
+
+if TYPE_CHECKING:  # ssl and the TLS layer load only with a TLS config
+    from receptor.netceptor.tls import ClientTLS, ServerTLS, TLSSocket
 
 __all__ = [
     "TCPDialer",
@@ -98,6 +102,8 @@ class TCPListener(StreamListener):
         if not self._track(tls):
             tls.close()
             return None
+        from receptor.netceptor.tls import TLSPeerError
+
         try:
             return self.tls.handshake(tls, address)
         except (OSError, TLSPeerError, ValueError):
@@ -122,10 +128,17 @@ class TCPDialer(RedialingDialer):
     def dial(self) -> StreamSession:
         try:
             sock = self._connect()
-        except (TLSPeerError, ssl.SSLError) as err:
-            raise tls_dial_error(self.address, err) from None
-        except OSError as err:
-            raise DialError(go_dial_error("tcp", self.address, err)) from None
+        except Exception as err:
+            if self.tls is not None:
+                import ssl
+
+                from receptor.netceptor.tls import TLSPeerError
+
+                if isinstance(err, TLSPeerError | ssl.SSLError):
+                    raise tls_dial_error(self.address, err) from None
+            if isinstance(err, OSError):
+                raise DialError(go_dial_error("tcp", self.address, err)) from None
+            raise
         return StreamSession(sock, f"tcp {self.address}")
 
     def _connect(self) -> socket.socket:

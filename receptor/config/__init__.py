@@ -5,6 +5,7 @@ library over ``yaml.v2``) does it: this package starts nothing and opens no sock
 certificates.  The daemon runs the Init/Prepare/Run phases on the items it returns.
 """
 
+from receptor._lazy import lazy_exports
 from receptor.config._entities import (
     ENTITIES,
     RELOADABLE_ENTITIES,
@@ -17,7 +18,6 @@ from receptor.config._entities import (
 from receptor.config._help import bash_completion, help_sections, help_text
 from receptor.config._parser import CommandLine, ConfigItem, load_config_file, parse_command_line
 from receptor.config._reload import reload_changes, reload_snapshot
-from receptor.config._yamlv2 import MAX_CONFIG_BYTES
 
 __all__ = [
     "ENTITIES",
@@ -38,3 +38,6 @@ __all__ = [
     "reload_changes",
     "reload_snapshot",
 ]
+
+#: A configuration file needs PyYAML, a command line does not: loaded on first use.
+__getattr__ = lazy_exports(__name__, {"MAX_CONFIG_BYTES": "receptor.config._yamlv2"})

@@ -11,7 +11,6 @@ from typing import Any
 from receptor._errors import ConfigError
 from receptor.config._convert import convert
 from receptor.config._entities import ENTITIES, EntityType, Field
-from receptor.config._yamlv2 import YamlError, decode_config, read_config_file
 
 __all__ = ["CommandLine", "ConfigItem", "load_config_file", "parse_command_line"]
 
@@ -90,6 +89,8 @@ def load_config_file(path: str) -> list[ConfigItem]:
     """The items of one YAML config file, checked as upstream checks a file on its own
     (singletons only against the same file).  Raises :class:`ConfigError`
     (``error loading config file: ...``)."""
+    from receptor.config._yamlv2 import YamlError, decode_config, read_config_file
+
     try:
         raw_items = decode_config(read_config_file(path))
     except YamlError as exc:

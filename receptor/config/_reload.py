@@ -14,7 +14,6 @@ from typing import Any
 from receptor._errors import ConfigError
 from receptor._goconv import render_nested, sorted_items
 from receptor.config._entities import RELOADABLE_ENTITIES
-from receptor.config._yamlv2 import YamlError, decode_config, read_config_file
 
 __all__ = ["canonical_yaml", "reload_changes", "reload_snapshot"]
 
@@ -58,6 +57,8 @@ def reload_snapshot(path: str) -> list[tuple[str, str]]:
     Raises :class:`ConfigError` (``error loading config file: ...``) if the file cannot be read
     or parsed.
     """
+    from receptor.config._yamlv2 import YamlError, decode_config, read_config_file
+
     try:
         items = decode_config(read_config_file(path))
     except (YamlError, ValueError) as exc:

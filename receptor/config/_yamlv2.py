@@ -73,7 +73,7 @@ _HINTS: dict[str, str] = {"+": "S", "-": "S", ".": "."}
 _HINTS.update(dict.fromkeys("0123456789", "D"))
 _HINTS.update(dict.fromkeys("yYnNtTfFoO~", "M"))
 
-_YAML_STYLE_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+_YAML_STYLE_FLOAT = r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z"  # re caches it
 _DATE = r"([0-9]{4})-([0-9][0-9]?)-([0-9][0-9]?)"
 _TIME = r"([0-9][0-9]?):([0-9][0-9]?):([0-9][0-9]?)(?:[.,][0-9]+)?"
 _TIMESTAMP_FORMATS = (
@@ -329,7 +329,7 @@ def _resolve_plain(tag: str, s: str) -> tuple[str, Any]:
             number = parse_uint_ok(plain)
         if number is not None:
             return _INT, number
-        if _YAML_STYLE_FLOAT.match(plain):
+        if re.match(_YAML_STYLE_FLOAT, plain):
             value = parse_float_ok(plain)
             if value is not None:
                 return _FLOAT, value

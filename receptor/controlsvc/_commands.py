@@ -9,13 +9,15 @@ import os
 import socket
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from receptor._errors import MeshError
 from receptor._goduration import format_duration
 from receptor._log import logger
 from receptor.controlsvc._session import TAKEN_OVER, CommandError, ControlSession, Handler
-from receptor.netceptor import Conn, ServiceUnknownError
+
+if TYPE_CHECKING:
+    from receptor.netceptor import Conn
 
 _STATUS_FIELDS = (
     "Advertisements",
@@ -146,6 +148,8 @@ def connect(session: ControlSession, params: str | None, request: Mapping[str, A
             raise CommandError("INTERNAL_ERROR (local): service unknown")
     elif node not in netceptor.routes():
         raise CommandError("INTERNAL_ERROR (local): no route to node")
+    from receptor.netceptor import ServiceUnknownError  # the stream layer, on first use
+
     try:
         conn = netceptor.dial(node, service, tls=client_tls)
     except ServiceUnknownError:
@@ -163,7 +167,7 @@ def connect(session: ControlSession, params: str | None, request: Mapping[str, A
 BRIDGE_CHUNK = 65536
 
 
-def _bridge(session: ControlSession, conn: Conn) -> None:
+def _bridge(session: ControlSession, conn: "Conn") -> None:
     """Copy bytes both ways until the remote side ends (control.md §3.4).
 
     Client EOF half-closes the stream (FIN) and the remote side keeps flowing; remote EOF

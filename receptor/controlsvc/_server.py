@@ -8,20 +8,25 @@ the threads. Several ``control-service`` entities share one server (and one comm
 each adding its listeners.
 """
 
+from __future__ import annotations
+
 import fcntl
 import os
 import selectors
 import socket
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from receptor._errors import ConfigError, ReceptorError
 from receptor._log import logger
 from receptor._workers import Workers
-from receptor.backends.tcp import listen_tcp
 from receptor.controlsvc._session import ControlSession, Handler
-from receptor.netceptor import Conn, Listener, Netceptor
-from receptor.netceptor.tls import ServerTLS, TLSPeerError, TLSRegistry
+
+if TYPE_CHECKING:  # imported where used: a Unix-socket-only server needs none of them
+    from receptor.netceptor import Conn, Listener, Netceptor
+    from receptor.netceptor._tls_registry import TLSRegistry
+    from receptor.netceptor.tls import ServerTLS
 
 
 class ControlServiceError(ReceptorError):
@@ -131,6 +136,8 @@ class ControlServer:
         host, _, port_text = address.rpartition(":") if ":" in address else ("0.0.0.0", "", address)
         if not port_text.isdigit() or int(port_text) > 65535:
             raise ControlServiceError(f"listen tcp: address tcp/{port_text}: unknown port")
+        from receptor.backends.tcp import listen_tcp
+
         try:
             sock = listen_tcp(host, int(port_text))
         except ConfigError as err:
@@ -249,6 +256,8 @@ class ControlServer:
             wrapped = tls.socket(client)
             if known:
                 self._clients[wrapped] = None
+        from receptor.netceptor.tls import TLSPeerError
+
         try:
             return tls.handshake(wrapped, address)
         except (OSError, TLSPeerError):

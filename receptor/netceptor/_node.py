@@ -211,6 +211,11 @@ class Netceptor:
 
     # ----------------------------------------------------------------- names and hashes
 
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the node's scheduler thread after ``delay`` seconds (it must
+        be short; used for the systemd watchdog, which thereby checks that thread too)."""
+        self._scheduler.call_later(delay, callback)
+
     def add_name(self, name: str) -> int:
         """Hash a node or service name and remember it (first name wins on collision)."""
         if name.lower() == "localhost":

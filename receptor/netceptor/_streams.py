@@ -52,7 +52,6 @@ import itertools
 import logging
 import os
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -364,6 +363,8 @@ def _client_config(node_id: str, large: bool, tls: "ClientTLS | None") -> Any:
 
 def _system_roots() -> bytes:
     """PEM of the system trust store (tls-clients without ``rootcas``)."""
+    import ssl
+
     paths = ssl.get_default_verify_paths()
     for path in (paths.cafile, paths.openssl_cafile):
         if path and os.path.isfile(path):

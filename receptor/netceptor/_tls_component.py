@@ -1,9 +1,17 @@
 """The daemon component for ``tls-server`` and ``tls-client`` (config.md §3.6–§3.7)."""
 
+from typing import TYPE_CHECKING
+
 from receptor._daemon import Component, Handler
+from receptor._lazy import LazyModule
 from receptor._log import logger
 from receptor.config import ConfigItem
-from receptor.netceptor.tls import ClientTLS, ServerTLS, load_client, load_server
+
+if TYPE_CHECKING:
+    from receptor.netceptor import tls
+    from receptor.netceptor.tls import ClientTLS, ServerTLS
+else:  # ssl and cryptography load in the prepare phase, after the control sockets are up
+    tls = LazyModule("receptor.netceptor.tls", globals(), "tls")
 
 
 class TLSEntities(Component):
@@ -26,10 +34,10 @@ class TLSEntities(Component):
         }
 
     def _prepare_server(self, item: ConfigItem) -> None:
-        self.daemon.tls.add_server(load_server(item.values, self.daemon.settings.node_id))
+        self.daemon.tls.add_server(tls.load_server(item.values, self.daemon.settings.node_id))
 
     def _prepare_client(self, item: ConfigItem) -> None:
-        self.daemon.tls.add_client(load_client(item.values, self.daemon.settings.node_id))
+        self.daemon.tls.add_client(tls.load_client(item.values, self.daemon.settings.node_id))
 
     def before_reload(self, items: list[ConfigItem]) -> None:
         node_id = self.daemon.settings.node_id
@@ -37,9 +45,9 @@ class TLSEntities(Component):
         clients: list[ClientTLS] = []
         for item in items:
             if item.entity.name == "tls-server":
-                servers.append(load_server(item.values, node_id))
+                servers.append(tls.load_server(item.values, node_id))
             elif item.entity.name == "tls-client":
-                clients.append(load_client(item.values, node_id))
+                clients.append(tls.load_client(item.values, node_id))
         for server in servers:
             self.daemon.tls.add_server(server)
         for client in clients:

@@ -11,12 +11,12 @@ known then); the ``work`` command is added when the control server starts.
 """
 
 import os
+import threading
 
 from receptor._daemon import Component, ExitRequest, Handler
 from receptor._errors import ConfigError
 from receptor._goduration import parse_duration
 from receptor.config import ConfigItem
-from receptor.controlsvc import ControlServer
 from receptor.workceptor import _remote, _runner
 from receptor.workceptor._command import CommandWorkType
 from receptor.workceptor._control import WorkCommand
@@ -38,6 +38,8 @@ class WorkEntities(Component):
         self._manager: Workceptor | None = None
         self._signer: WorkSigner | None = None
         self._verifier: WorkVerifier | None = None
+        self._command: WorkCommand | None = None
+        self._lock = threading.RLock()
 
     def handlers(self) -> dict[str, dict[str, Handler]]:
         return {
@@ -56,6 +58,10 @@ class WorkEntities(Component):
 
     @property
     def manager(self) -> Workceptor:
+        with self._lock:  # control sessions may be first to ask, several at once
+            return self._make_manager()
+
+    def _make_manager(self) -> Workceptor:
         if self._manager is None:
             settings = self.daemon.settings
             self._manager = Workceptor(settings.node_id, settings.datadir)
@@ -66,13 +72,20 @@ class WorkEntities(Component):
             _remote.install(self._manager, self.daemon.netceptor, self.daemon.tls)
         return self._manager
 
-    def control_started(self, control: ControlServer) -> None:
-        control.add_command("work", WorkCommand(self.manager))
+    @property
+    def command(self) -> WorkCommand:
+        """The control service's ``work`` command (the daemon registers it)."""
+        with self._lock:
+            if self._command is None:
+                self._command = WorkCommand(self._make_manager())
+            return self._command
 
     def stop(self) -> None:
-        if self._manager is not None:
-            self._manager.stop()
-            self._manager = None
+        with self._lock:
+            if self._manager is not None:
+                self._manager.stop()
+                self._manager = None
+            self._command = None
 
     # ------------------------------------------------------------------ signing
 
@@ -121,7 +134,6 @@ class WorkEntities(Component):
                 f"VerifySignature for work command '{name}' is true, but the work "
                 "verification public key is not specified"
             )
-        self.manager.launcher.prestart()
         self._register(
             CommandWorkType(
                 name,

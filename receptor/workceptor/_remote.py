@@ -53,7 +53,7 @@ from receptor.workceptor._unit import WorkError, WorkType, WorkUnit, remove_unit
 
 if TYPE_CHECKING:
     from receptor.netceptor import Netceptor
-    from receptor.netceptor.tls import TLSRegistry
+    from receptor.netceptor._tls_registry import TLSRegistry
     from receptor.workceptor._workceptor import Workceptor
 
 #: ExtraData ``Expiration`` when there is no ttl (Go's zero time).

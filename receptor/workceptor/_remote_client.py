@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 #: What the target answers to a submit (work.md §6.3 step 2).
-_UNIT_ID = re.compile(r"with ID ([a-zA-Z0-9]+)\.")
+_UNIT_ID = r"with ID ([a-zA-Z0-9]+)\."  # compiled (and cached) by re on first use
 
 #: The longest reply line we accept; a status line is a few hundred bytes.
 MAX_LINE = 1 << 20
@@ -131,7 +131,7 @@ class RemoteControl:
         """
         self._send_json(request)
         line = self.read_line()
-        match = _UNIT_ID.search(line)
+        match = re.search(_UNIT_ID, line)
         if match is None:
             raise RemoteProtocolError(f"could not parse response: {line}")
         unit_id = match.group(1)

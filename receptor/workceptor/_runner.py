@@ -36,7 +36,6 @@ milliseconds instead of importing the daemon. ``_runner_c.pyx`` is its twin in C
 fork server uses when it is built (the two are tested against each other).
 """
 
-import ctypes
 import os
 import select
 import signal
@@ -291,14 +290,15 @@ def spawn(path: str, argv: list[str], in_fd: int, out_fd: int) -> int:
     )
 
 
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-
 def become_subreaper() -> None:
     """Have the command's orphans reparented to this process instead of init, so that a stop
     finds them (and a running unit reaps them). Where this fails, orphans that left the
-    command's process group are only out of reach."""
-    _prctl(PR_SET_CHILD_SUBREAPER, *(ctypes.c_ulong(arg) for arg in (1, 0, 0, 0)))
+    command's process group are only out of reach. (ctypes is imported here, in the runner
+    process: the daemon imports this module too and should not map libffi for nothing.)"""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl(PR_SET_CHILD_SUBREAPER, *(ctypes.c_ulong(arg) for arg in (1, 0, 0, 0)))
 
 
 def reap_orphans(command: int) -> None:

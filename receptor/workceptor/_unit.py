@@ -10,7 +10,6 @@ the unit's condition variable and are woken by status changes instead of polling
 import errno
 import os
 import select
-import shutil
 import socket
 import threading
 import time
@@ -314,6 +313,8 @@ def remove_unit_dir(path: str) -> None:
     except OSError as err:
         if err.errno != errno.ENOTEMPTY:
             raise
+        import shutil  # (it imports zlib, bz2 and lzma: not for an idle node)
+
         shutil.rmtree(path)
 
 

@@ -15,7 +15,6 @@ then receives stdin into it and calls its ``start``. Signatures come from :attr:
 
 import logging
 import os
-import secrets
 import string
 import threading
 from collections.abc import Callable, Mapping
@@ -33,8 +32,10 @@ _ID_LENGTH = 8
 
 def _random_id() -> str:
     """Eight characters from ``_ID_ALPHABET``, uniformly, from one read of the system RNG
-    (``secrets.choice`` per character would read it eight times)."""
-    value = int.from_bytes(secrets.token_bytes(16), "big")
+    (``secrets.choice`` per character would read it eight times; ``os.urandom`` is what
+    ``secrets`` reads, without its import of ``hashlib``, which maps libcrypto: 3 MiB of an
+    idle node's RSS)."""
+    value = int.from_bytes(os.urandom(16), "big")
     characters = []
     for _ in range(_ID_LENGTH):
         value, index = divmod(value, len(_ID_ALPHABET))
