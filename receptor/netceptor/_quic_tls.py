@@ -40,12 +40,14 @@ from qh3 import tls
 from qh3.tls import (
     Alert,
     AlertBadCertificate,
+    AlertDecodeError,
     AlertDecryptError,
     AlertDescription,
     AlertIllegalParameter,
     AlertInternalError,
     AlertUnexpectedMessage,
     Buffer,
+    BufferReadError,
     CertificateRequest,
     Epoch,
     ExtensionType,
@@ -89,6 +91,9 @@ VERIFY_SIGNATURE_ALGORITHMS = frozenset(
 )
 
 CLIENT_VERIFY_CONTEXT = b"TLS 1.3, client CertificateVerify"
+#: Largest client Certificate or CertificateVerify accepted (Go's limit for any handshake
+#: message): a client does not get to make the server buffer more.
+MAX_MESSAGE = 65536 + 4
 
 
 class ClientCertificateError(Exception):
@@ -123,9 +128,12 @@ def _parse(message: bytes, kind: int, pull: Callable[[Buffer], Any]) -> Any:
     if message[0] != kind:
         raise AlertUnexpectedMessage(f"expected the client's {HandshakeType(kind).name}")
     buf = Buffer(data=message)
-    parsed = pull(buf)
+    try:
+        parsed = pull(buf)
+    except BufferReadError:  # a length inside that runs past the message's end
+        raise AlertDecodeError("truncated handshake message") from None
     if not buf.eof():
-        raise tls.AlertDecodeError("extra bytes at the end of a handshake message")
+        raise AlertDecodeError("extra bytes at the end of a handshake message")
     return parsed
 
 
@@ -255,6 +263,8 @@ class ClientAuthContext(tls.Context):
         self._receive_buffer += input_data
         while self._stage != _IDLE and len(self._receive_buffer) >= 4:
             length = 4 + int.from_bytes(self._receive_buffer[1:4], byteorder="big")
+            if length > MAX_MESSAGE:
+                raise AlertDecodeError(f"client handshake message of {length} bytes")
             if len(self._receive_buffer) < length:
                 return
             message = self._receive_buffer[:length]

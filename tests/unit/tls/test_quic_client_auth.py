@@ -10,9 +10,14 @@ from collections.abc import Callable
 import pytest
 from qh3.quic import events
 from qh3.tls import (
+    AlertBadCertificate,
+    AlertDecodeError,
     AlertDescription,
+    AlertIllegalParameter,
+    AlertUnexpectedMessage,
     Buffer,
     CertificateRequest,
+    Epoch,
     SignatureAlgorithm,
     pull_certificate_request,
 )
@@ -271,3 +276,65 @@ def test_a_server_without_client_auth_keeps_qh3s_plain_context(ca, server_cert):
     server.receive_datagrams(first, NOW)
     assert type(server.tls) is not ClientAuthContext
     assert server.peer_der_chain() == []
+
+
+def _server_waiting_for_the_clients_certificate(server_cert):
+    client = _quic.MeshQuicConnection(configuration=_quic.client_configuration("client", False))
+    client.connect(_quic.FAKE_ADDR, now=NOW)
+    first = client.datagram_payloads(NOW)
+    server = _quic.MeshQuicConnection(
+        configuration=_quic.server_configuration(server_cert.cert_pem, server_cert.key_pem, False),
+        original_destination_connection_id=_quic.initial_dcid(first[0]),
+        client_auth=Recorder(),
+    )
+    server.receive_datagrams(first, NOW)
+    assert isinstance(server.tls, ClientAuthContext) and server.tls._stage != 0
+    return server.tls
+
+
+def _feed(context, data: bytes) -> None:
+    buffers = {
+        epoch: Buffer(capacity=4096) for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT)
+    }
+    context.handle_message(data, buffers, epoch=Epoch.HANDSHAKE)
+
+
+def _message(kind: int, body: bytes) -> bytes:
+    return bytes([kind]) + len(body).to_bytes(3, "big") + body
+
+
+@pytest.mark.parametrize(
+    ("data", "alert"),
+    [
+        # The Finished before any Certificate.
+        (_message(20, b"\x00" * 32), AlertUnexpectedMessage),
+        # A Certificate whose inner lengths run past its end.
+        (_message(11, b"\x00\x00\x00\x50" + b"\x00" * 10), AlertDecodeError),
+        # A Certificate with bytes after its list.
+        (_message(11, b"\x00\x00\x00\x00junk"), AlertDecodeError),
+        # A non-empty request context (ours is empty).
+        (_message(11, b"\x01x\x00\x00\x00"), AlertIllegalParameter),
+        # A "certificate" that is not DER.
+        (_message(11, b"\x00\x00\x00\x0a\x00\x00\x05hello\x00\x00"), AlertBadCertificate),
+        # A length no Certificate needs: refused before it is buffered.
+        (b"\x0b\xff\xff\xff" + b"\x00" * 100, AlertDecodeError),
+    ],
+)
+def test_hostile_client_certificate_messages_end_the_handshake_with_an_alert(
+    server_cert, data, alert
+):
+    context = _server_waiting_for_the_clients_certificate(server_cert)
+    with pytest.raises(alert):
+        _feed(context, data)
+    # The refusal sticks: whatever the client sends next gets the same answer.
+    with pytest.raises(alert):
+        _feed(context, b"")
+
+
+def test_a_certificate_message_in_pieces_is_buffered_until_complete(server_cert):
+    context = _server_waiting_for_the_clients_certificate(server_cert)
+    whole = _message(11, b"\x00\x00\x00\x00")  # an empty certificate list
+    _feed(context, whole[:3])
+    assert context._stage != 0  # still waiting
+    _feed(context, whole[3:])
+    assert context._stage == 0  # the verifier (Recorder) allowed it; Finished comes next
