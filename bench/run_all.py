@@ -1,5 +1,5 @@
 """Run every benchmark: the core (Cython against pure Python), the mesh with each core,
-mesh streams, the TCP proxy services and work units (local and remote).
+mesh streams, the TCP proxy services, work units (local and remote) and start-up/footprint.
 
 Each script runs in its own process, one after the other; a script that fails is reported
 and the others still run (the exit status is 1 then). Extra arguments go to ``bench_mesh``.
@@ -12,7 +12,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-SCRIPTS = ("bench_core.py", "bench_mesh.py", "bench_streams.py", "bench_proxy.py", "bench_work.py")
+SCRIPTS = (
+    "bench_core.py",
+    "bench_mesh.py",
+    "bench_streams.py",
+    "bench_proxy.py",
+    "bench_work.py",
+    "bench_startup.py",
+)
 
 
 def run(script: str, *args: str, pure: bool = False) -> bool:
