@@ -57,23 +57,13 @@ class Recorder:
             raise self.refuse
 
 
-def handshake(
+def start_pair(
     server_cert: Issued,
-    client_cert: Issued | None,
-    verify: Callable[[list[bytes]], None],
-    client_config: Callable | None = None,
-) -> tuple[_quic.MeshQuicConnection, _quic.MeshQuicConnection, list, list]:
-    """Run a handshake to its end; the events each side saw."""
-    if client_config is None:
-        config = _quic.client_configuration(
-            "client",
-            False,
-            cert_pem=client_cert.cert_pem if client_cert else None,
-            key_pem=client_cert.key_pem if client_cert else None,
-        )
-    else:
-        config = client_config()
-    client = _quic.MeshQuicConnection(configuration=config)
+    client_config,
+    verify: Callable[[list[bytes]], None] | None,
+) -> tuple[_quic.MeshQuicConnection, _quic.MeshQuicConnection, list[bytes]]:
+    """A connecting client and the server its first datagrams create (not yet fed to it)."""
+    client = _quic.MeshQuicConnection(configuration=client_config)
     client.connect(_quic.FAKE_ADDR, now=NOW)
     first = client.datagram_payloads(NOW)
     server = _quic.MeshQuicConnection(
@@ -81,6 +71,27 @@ def handshake(
         original_destination_connection_id=_quic.initial_dcid(first[0]),
         client_auth=verify,
     )
+    return client, server, first
+
+
+def client_config_with(issued: Issued | None):
+    return _quic.client_configuration(
+        "client",
+        False,
+        cert_pem=issued.cert_pem if issued else None,
+        key_pem=issued.key_pem if issued else None,
+    )
+
+
+def handshake(
+    server_cert: Issued,
+    client_cert: Issued | None,
+    verify: Callable[[list[bytes]], None],
+    client_config: Callable | None = None,
+) -> tuple[_quic.MeshQuicConnection, _quic.MeshQuicConnection, list, list]:
+    """Run a handshake to its end; the events each side saw."""
+    config = client_config_with(client_cert) if client_config is None else client_config()
+    client, server, first = start_pair(server_cert, config, verify)
     client_events: list = []
     server_events: list = []
     to_server, to_client = first, []
@@ -220,18 +231,7 @@ def test_pkcs1_in_certificate_verify_is_refused(ca, server_cert):
     """TLS 1.3 forbids PKCS#1 v1.5 signatures in CertificateVerify (RFC 8446 §4.4.3)."""
     client_cert = make_cert(ca, "client", node_ids=("client",))
     verify = Recorder()
-    client = _quic.MeshQuicConnection(
-        configuration=_quic.client_configuration(
-            "client", False, cert_pem=client_cert.cert_pem, key_pem=client_cert.key_pem
-        )
-    )
-    client.connect(_quic.FAKE_ADDR, now=NOW)
-    first = client.datagram_payloads(NOW)
-    server = _quic.MeshQuicConnection(
-        configuration=_quic.server_configuration(server_cert.cert_pem, server_cert.key_pem, False),
-        original_destination_connection_id=_quic.initial_dcid(first[0]),
-        client_auth=verify,
-    )
+    client, server, first = start_pair(server_cert, client_config_with(client_cert), verify)
     # The client picks PSS for an RSA key whenever offered: make it see a request that
     # offers PKCS#1 only (the server still holds to its own list).
     context = client.tls
@@ -262,31 +262,14 @@ def test_adopt_refuses_a_context_that_has_started(ca, server_cert):
 
 def test_a_server_without_client_auth_keeps_qh3s_plain_context(ca, server_cert):
     client_cert = make_cert(ca, "client", node_ids=("client",))
-    client = _quic.MeshQuicConnection(
-        configuration=_quic.client_configuration(
-            "client", False, cert_pem=client_cert.cert_pem, key_pem=client_cert.key_pem
-        )
-    )
-    client.connect(_quic.FAKE_ADDR, now=NOW)
-    first = client.datagram_payloads(NOW)
-    server = _quic.MeshQuicConnection(
-        configuration=_quic.server_configuration(server_cert.cert_pem, server_cert.key_pem, False),
-        original_destination_connection_id=_quic.initial_dcid(first[0]),
-    )
+    _client, server, first = start_pair(server_cert, client_config_with(client_cert), None)
     server.receive_datagrams(first, NOW)
     assert type(server.tls) is not ClientAuthContext
     assert server.peer_der_chain() == []
 
 
 def _server_waiting_for_the_clients_certificate(server_cert):
-    client = _quic.MeshQuicConnection(configuration=_quic.client_configuration("client", False))
-    client.connect(_quic.FAKE_ADDR, now=NOW)
-    first = client.datagram_payloads(NOW)
-    server = _quic.MeshQuicConnection(
-        configuration=_quic.server_configuration(server_cert.cert_pem, server_cert.key_pem, False),
-        original_destination_connection_id=_quic.initial_dcid(first[0]),
-        client_auth=Recorder(),
-    )
+    _client, server, first = start_pair(server_cert, client_config_with(None), Recorder())
     server.receive_datagrams(first, NOW)
     assert isinstance(server.tls, ClientAuthContext) and server.tls._stage != 0
     return server.tls
