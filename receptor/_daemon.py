@@ -83,7 +83,7 @@ class Component:
 #: order their handlers are merged. A component is imported and made only when the
 #: configuration names one of its entities (start-up time: a node loads only what it uses);
 #: the work component also for the control service's ``work`` command. The entity names
-#: are checked against each component's ``handlers()`` in tests/unit/test_daemon.py.
+#: are checked against each component's ``handlers()`` in tests/unit/test_daemon_components.py.
 COMPONENTS: tuple[tuple[str, str, frozenset[str]], ...] = (
     (
         "receptor.certificates._component",
@@ -465,6 +465,9 @@ class Daemon:
     def _reload_items(self) -> list[ConfigItem]:
         items = parse_command_line(self.argv).items
         self._check_implemented(items)
+        # A reloaded file may name entities of a component the first one did not need
+        # (the first tcp-peer of a node that had only local-only).
+        self._load_components(items)
         reloadable = self.reloadable()
         prepare = self._handlers("prepare")
         for item in items:

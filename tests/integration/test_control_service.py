@@ -160,6 +160,17 @@ def test_reload_adds_a_listener_and_sighup_reloads(mesh):
     n1.wait_for_log("Canceling backends", start=start)
 
 
+def test_reload_adds_the_first_backend_of_a_node_that_had_only_local_only(mesh):
+    """Components are loaded for the entities a configuration names: one that a reloaded
+    file names first (the backends here) is loaded then, and its entities run."""
+    n1 = mesh.node("n1", listener(free_port()))
+    n2 = mesh.node("n2", {"local-only": {}})
+    n2.write_config([*n2.items, peer(n1.port())])
+    assert n2.command("reload") == {"Success": True}
+    wait_until(lambda: "n1" in n2.routes(), timeout=30)
+    assert n2.command("ping n1")["Success"] is True
+
+
 def test_reload_without_config_file(mesh):
     sock = str(mesh.workdir / "cli.sock")
     process = subprocess.Popen(
