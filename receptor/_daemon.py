@@ -79,6 +79,11 @@ class Component:
         """Called when the daemon stops."""
 
 
+#: The entities that add a backend when they run, besides ``local-only`` (a core entity).
+BACKEND_ENTITIES = frozenset(
+    {"tcp-listener", "tcp-peer", "udp-listener", "udp-peer", "ws-listener", "ws-peer"}
+)
+
 #: Every component: its module, its class and the entities it has handlers for, in the
 #: order their handlers are merged. A component is imported and made only when the
 #: configuration names one of its entities (start-up time: a node loads only what it uses);
@@ -91,13 +96,7 @@ COMPONENTS: tuple[tuple[str, str, frozenset[str]], ...] = (
         frozenset({"cert-init", "cert-makereq", "cert-signreq"}),
     ),
     ("receptor.netceptor._tls_component", "TLSEntities", frozenset({"tls-client", "tls-server"})),
-    (
-        "receptor.backends._component",
-        "BackendEntities",
-        frozenset(
-            {"tcp-listener", "tcp-peer", "udp-listener", "udp-peer", "ws-listener", "ws-peer"}
-        ),
-    ),
+    ("receptor.backends._component", "BackendEntities", BACKEND_ENTITIES),
     (
         "receptor.services._component",
         "ServiceEntities",

@@ -31,6 +31,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from receptor._daemon import BACKEND_ENTITIES
 from receptor._errors import ConfigError, ReceptorError
 from receptor.config import CommandLine, ConfigItem, load_config_file, parse_command_line
 
@@ -41,17 +42,7 @@ _MAX_UNIX_PATH = 107
 #: Mesh service names taken before any entity runs (wire.md §13).
 _RESERVED_SERVICES = frozenset({"ping", "unreach"})
 #: Entities that add a backend when they run (``local-only`` adds the null backend).
-_BACKENDS = frozenset(
-    {
-        "local-only",
-        "tcp-listener",
-        "tcp-peer",
-        "udp-listener",
-        "udp-peer",
-        "ws-listener",
-        "ws-peer",
-    }
-)
+_BACKENDS = BACKEND_ENTITIES | {"local-only"}
 _NO_BACKENDS = "Nothing to do - no backends are running."
 #: The libraries (distribution names of our requirements) an entity cannot work without.
 #: The daemon loads them when first needed, so a distribution package can recommend the
